@@ -1,0 +1,122 @@
+"""Forward+backward time of each keras-norms layer next to the Keras built-in it replaces.
+
+    KERAS_BACKEND=jax python benchmarks/bench_layers.py
+    KERAS_BACKEND=torch python benchmarks/bench_layers.py --repeats 50
+
+On the current backend, for each pair below it times `grad(sum(layer(x) * upstream))` with
+respect to the input and every trainable weight (training mode), takes the median of repeated
+runs after warm-up, and prints a markdown table with the ratio ours / built-in (below 1 means
+ours is faster). Compiled where the backend compiles: `jax.jit` on jax, XLA on tensorflow;
+torch runs eager and under `torch.compile`.
+
+| ours | built-in it replaces | input |
+|---|---|---|
+| EvoNormB0 | BatchNormalization + ReLU | (32, 32, 32, 64) |
+| EvoNormS0 (groups=32) | GroupNormalization(groups=32) + swish | (32, 32, 32, 64) |
+| RMSNormalization | keras.layers.RMSNormalization | (32, 512, 768) |
+| CRMSNormalization | keras.layers.RMSNormalization | (32, 512, 767) vs (32, 512, 768) |
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from keras_norms import layers  # noqa: E402
+from keras_norms.testing import vjp_function  # noqa: E402
+
+IMAGE = (32, 32, 32, 64)
+SEQUENCE = (32, 512, 768)
+COMPRESSED = (32, 512, 767)
+
+
+def pairs(smoke):
+    """(name, our layer factory, our shape, built-in name, built-in factory, built-in shape)."""
+    image = (4, 8, 8, 64) if smoke else IMAGE
+    sequence = (4, 16, 768) if smoke else SEQUENCE
+    compressed = sequence[:-1] + (sequence[-1] - 1,)
+    return [
+        ("EvoNormB0", layers.EvoNormB0, image,
+         "BatchNormalization+ReLU",
+         lambda: keras.Sequential([keras.layers.BatchNormalization(), keras.layers.ReLU()]), image),
+        ("EvoNormS0", lambda: layers.EvoNormS0(groups=32), image,
+         "GroupNormalization+swish",
+         lambda: keras.Sequential([keras.layers.GroupNormalization(groups=32),
+                                   keras.layers.Activation("swish")]), image),
+        ("RMSNormalization", layers.RMSNormalization, sequence,
+         "keras RMSNormalization", keras.layers.RMSNormalization, sequence),
+        ("CRMSNormalization", layers.CRMSNormalization, compressed,
+         "keras RMSNormalization", keras.layers.RMSNormalization, sequence),
+    ]
+
+
+def modes():
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return [("eager", False), ("torch.compile", True)]
+    return [("jax.jit" if backend == "jax" else "XLA", True)]
+
+
+def _block(results):
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.block_until_ready(results)
+
+
+def time_layer(factory, shape, jit, warmup, repeats, seed=0):
+    """Median milliseconds of one forward+backward pass of `factory()` on a `shape` input."""
+    rng = np.random.default_rng(seed)
+    x = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
+    upstream = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
+    layer = factory()
+    layer.build(shape)
+    step = vjp_function(layer, training=True, jit=jit)
+    for _ in range(warmup):
+        _block(step(x, upstream))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _block(step(x, upstream))
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="tiny shapes, 2 repeats: a quick check")
+    args = parser.parse_args(argv)
+    repeats, warmup = (2, 1) if args.smoke else (args.repeats, args.warmup)
+
+    backend = keras.backend.backend()
+    print(
+        f"backend {backend}, keras {keras.__version__}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, float32, median of {repeats} after {warmup} warm-up\n"
+    )
+    print("| backend | mode | ours | built-in | input | ours (ms) | built-in (ms) | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    for mode, jit in modes():
+        for name, ours, our_shape, baseline, builtin, builtin_shape in pairs(args.smoke):
+            ours_ms = time_layer(ours, our_shape, jit, warmup, repeats)
+            builtin_ms = time_layer(builtin, builtin_shape, jit, warmup, repeats)
+            rows.append((mode, name, baseline, ours_ms, builtin_ms))
+            print(
+                f"| {backend} | {mode} | {name} | {baseline} | {our_shape} | {ours_ms:.2f} | "
+                f"{builtin_ms:.2f} | {ours_ms / builtin_ms:.2f} |",
+                flush=True,
+            )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

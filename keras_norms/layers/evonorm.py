@@ -1,0 +1,443 @@
+"""EvoNorm normalization-activation layers: B0, B1, B2 (batch) and S0, S1, S2 (sample), plus timm's S*a.
+
+Paper: Liu, Brock, Simonyan, Le, "Evolving Normalization-Activation Layers", NeurIPS 2020,
+arXiv 2004.02967. Authors' code: `tensorflow/tpu` `models/official/resnet/resnet_model.py`
+(B0, S0). timm's `layers/evo_norm.py` adds B1, B2, S1, S2 and the S*a variants.
+
+The variants differ only in the formula of `keras_norms.ops.evonorm` they call and in the
+statistics they feed it; everything else (weights, state, masks, config) is shared here.
+"""
+
+import keras
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+
+from keras_norms import ops as norm_ops
+from keras_norms.layers.base import NormalizationBase
+from keras_norms.layers.base import broadcast_shape
+from keras_norms.layers.base import check_bool
+from keras_norms.layers.base import check_int
+from keras_norms.layers.base import check_number
+from keras_norms.layers.base import normalize_axis
+from keras_norms.ops.statistics import mask_weights
+from keras_norms.ops.statistics import split_groups
+
+_COMMON_ARGS = """
+    Args:
+        axis: Integer, the channels axis: -1 for channels-last (default), 1 for channels-first.
+            Inputs have rank 3 to 5 (1D, 2D and 3D feature maps).
+        epsilon: Small float added inside every square root.
+        apply_act: If False, skip the normalization-activation and return `x * gamma + beta`,
+            as in the paper and timm (the S*a variants still normalize, see their docstring).
+        center: If True, add the offset `beta`.
+        scale: If True, multiply by `gamma`.
+        beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
+            `gamma` (ones) and `v` (ones, B0/S0/S0a only).
+        beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint, v_constraint: Optional constraints.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of rank 3 to 5.
+        training: Python boolean. Batch variants use the batch variance and update the moving
+            variance when True (and the layer is trainable), the moving variance otherwise.
+        mask: Optional boolean tensor of the input's shape without the channels axis, True for
+            valid positions. Masked positions are left out of every statistic; the mask is passed
+            on to the next layer.
+"""
+
+_BATCH_ARGS = """
+    Batch-variant arguments:
+        momentum: Keras convention: `moving = momentum * moving + (1 - momentum) * batch`
+            (torch's and timm's 0.1 is 0.9 here). Default 0.9, as in the authors' code.
+        bessel_correction: If True, the moving variance is updated with the unbiased batch
+            variance `s2_b * n / (n - 1)`, as timm and torch do (`n` counts the valid positions;
+            the factor is 1 when `n == 1`). The authors' code (default False) uses the biased one.
+        moving_variance_initializer: Initializer of the moving variance (ones).
+"""
+
+_SAMPLE_ARGS = """
+    Sample-variant arguments:
+        groups: Number of contiguous channel groups (default 32). The channel count must be
+            divisible by it; channel `c` belongs to group `c // (channels // groups)`.
+        group_size: Channels per group. When given, it overrides `groups`
+            (`groups = channels // group_size`), as timm's `group_size` does.
+"""
+
+
+class _EvoNorm(NormalizationBase):
+    """Shared weights, masks and config of every EvoNorm variant."""
+
+    # Whether the variant has the learnable per-channel `v` (B0, S0, S0a).
+    uses_v = False
+    # Whether `apply_act=False` still divides by the group statistic (timm's S0a, S1a, S2a).
+    normalizes_without_act = False
+
+    def __init__(
+        self,
+        axis=-1,
+        epsilon=1e-5,
+        apply_act=True,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        v_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        v_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        v_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            epsilon=epsilon,
+            center=center,
+            scale=scale,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
+            **kwargs,
+        )
+        self.axis = check_int("axis", axis)
+        self.apply_act = check_bool("apply_act", apply_act)
+        self.v_initializer = initializers.get(v_initializer)
+        self.v_regularizer = regularizers.get(v_regularizer)
+        self.v_constraint = constraints.get(v_constraint)
+        self.v = None
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if not 3 <= rank <= 5:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of rank 3 to 5 (1D, 2D or 3D feature maps "
+                f"with a batch axis). Received: input_shape={tuple(input_shape)}"
+            )
+        self._channel_axis = normalize_axis("axis", self.axis, rank)
+        channels = input_shape[self._channel_axis]
+        if channels is None:
+            raise ValueError(
+                f"The channels axis (axis={self.axis}) of the input must be known. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        self._param_axes = (self._channel_axis,)
+        # Reduction axes, excluding the batch (0) and channels axes.
+        self._spatial_axes = tuple(a for a in range(1, rank) if a != self._channel_axis)
+        self._build_affine((channels,))
+        if self.apply_act and self.uses_v:
+            self.v = self._add_parameter(
+                "v", (channels,), self.v_initializer, self.v_regularizer, self.v_constraint
+            )
+        self._build_statistics(input_shape, channels)
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
+
+    def _build_statistics(self, input_shape, channels):
+        pass
+
+    def call(self, inputs, training=None, mask=None):
+        x = norm_ops.upcast(inputs)
+        rank = len(x.shape)
+        if mask is not None:
+            if len(mask.shape) != rank - 1:
+                raise ValueError(
+                    f"{type(self).__name__} expects a mask of the input's shape without the "
+                    f"channels axis (rank {rank - 1}). Received: mask.shape={mask.shape}, "
+                    f"inputs.shape={inputs.shape}"
+                )
+            mask = mask_weights(mask, self._channel_axis, x.dtype)
+        if self.apply_act or self.normalizes_without_act:
+            x = self._normalize(x, mask, training)
+        return ops.cast(self._affine(x), self.compute_dtype)
+
+    def _v(self, rank):
+        return self._parameter(self.v, rank)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "axis": self.axis,
+                "apply_act": self.apply_act,
+                "v_initializer": initializers.serialize(self.v_initializer),
+                "v_regularizer": regularizers.serialize(self.v_regularizer),
+                "v_constraint": constraints.serialize(self.v_constraint),
+            }
+        )
+        return config
+
+
+class _EvoNormBatch(_EvoNorm):
+    """EvoNorm B variants: `x / max(sqrt(s2_b + eps), right(x))`, with a moving batch variance."""
+
+    def __init__(
+        self,
+        axis=-1,
+        epsilon=1e-5,
+        momentum=0.9,
+        apply_act=True,
+        bessel_correction=False,
+        moving_variance_initializer="ones",
+        **kwargs,
+    ):
+        super().__init__(axis=axis, epsilon=epsilon, apply_act=apply_act, **kwargs)
+        self.momentum = check_number("momentum", momentum, minimum=0.0, maximum=1.0)
+        self.bessel_correction = check_bool("bessel_correction", bessel_correction)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.moving_variance = None
+
+    def _build_statistics(self, input_shape, channels):
+        if self.apply_act:
+            self.moving_variance = self.add_weight(
+                name="moving_variance",
+                shape=(channels,),
+                initializer=self.moving_variance_initializer,
+                trainable=False,
+                autocast=False,
+            )
+
+    def _normalize(self, x, mask, training):
+        rank = len(x.shape)
+        if training and self.trainable:
+            batch_axes = (0,) + self._spatial_axes
+            _, batch_variance, count = norm_ops.masked_moments(x, batch_axes, mask)
+            self._update_moving_variance(batch_variance, count)
+        else:
+            batch_variance = self._parameter(self.moving_variance, rank)
+        return self._formula(x, batch_variance, mask)
+
+    def _update_moving_variance(self, batch_variance, count):
+        variance = ops.reshape(ops.stop_gradient(batch_variance), (-1,))
+        if self.bessel_correction:
+            count = ops.reshape(ops.stop_gradient(count), (-1,))
+            variance = variance * count / ops.maximum(count - 1.0, 1.0)
+        moving = ops.convert_to_tensor(self.moving_variance)
+        variance = ops.cast(variance, moving.dtype)
+        self.moving_variance.assign(self.momentum * moving + (1.0 - self.momentum) * variance)
+
+    def _formula(self, x, batch_variance, mask):
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "momentum": self.momentum,
+                "bessel_correction": self.bessel_correction,
+                "moving_variance_initializer": initializers.serialize(
+                    self.moving_variance_initializer
+                ),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormB0(_EvoNormBatch):
+    """EvoNorm-B0: batch-dependent normalization-activation.
+
+    `y = x / max(sqrt(s2_b + eps), v * x + sqrt(s2_i + eps)) * gamma + beta`
+
+    `s2_b` is the per-channel variance over batch and positions in training (the moving variance
+    at inference), `s2_i` the per-sample, per-channel variance over positions (current input, in
+    training and inference). Paper: "Evolving Normalization-Activation Layers", arXiv 2004.02967.
+
+    Differences from other implementations: `epsilon` defaults to 1e-5 as in the authors' code
+    (timm's B0 uses 1e-3); the moving variance is biased by default (`bessel_correction=True`
+    reproduces timm/torch); `momentum` follows Keras (0.9 == timm's 0.1).
+    {common}{batch}
+    Example:
+
+    >>> x = keras.random.normal((8, 16, 16, 32))
+    >>> y = keras_norms.layers.EvoNormB0()(x, training=True)
+    >>> y.shape
+    (8, 16, 16, 32)
+    """
+
+    uses_v = True
+
+    def _formula(self, x, batch_variance, mask):
+        _, instance_variance, _ = norm_ops.masked_moments(x, self._spatial_axes, mask)
+        v = self._v(len(x.shape))
+        return norm_ops.evonorm_b0(x, batch_variance, instance_variance, v, self.epsilon)
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormB1(_EvoNormBatch):
+    """EvoNorm-B1: `y = x / max(sqrt(s2_b + eps), (x + 1) * sqrt(m2_i + eps)) * gamma + beta`.
+
+    `m2_i` is the per-sample, per-channel mean square over positions; `s2_b` as in `EvoNormB0`.
+    There is no `v`. The formula follows timm (`EvoNorm2dB1`); paper arXiv 2004.02967.
+    {common}{batch}
+    Example:
+
+    >>> y = keras_norms.layers.EvoNormB1()(keras.random.normal((8, 16, 16, 32)), training=True)
+    """
+
+    def _formula(self, x, batch_variance, mask):
+        mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
+        return norm_ops.evonorm_b1(x, batch_variance, mean_square, self.epsilon)
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormB2(_EvoNormBatch):
+    """EvoNorm-B2: `y = x / max(sqrt(s2_b + eps), sqrt(m2_i + eps) - x) * gamma + beta`.
+
+    `m2_i` is the per-sample, per-channel mean square over positions; `s2_b` as in `EvoNormB0`.
+    There is no `v`. The formula follows timm (`EvoNorm2dB2`); paper arXiv 2004.02967.
+    {common}{batch}
+    Example:
+
+    >>> y = keras_norms.layers.EvoNormB2()(keras.random.normal((8, 16, 16, 32)), training=True)
+    """
+
+    def _formula(self, x, batch_variance, mask):
+        mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
+        return norm_ops.evonorm_b2(x, batch_variance, mean_square, self.epsilon)
+
+
+class _EvoNormSample(_EvoNorm):
+    """EvoNorm S variants: `x * sigmoid(v * x) / sqrt(group_statistic + eps)`, no running state."""
+
+    # "variance" (S0, S1) or "mean_square" (S2), over positions and the channels of a group.
+    group_statistic = "variance"
+
+    def __init__(self, axis=-1, epsilon=1e-5, groups=32, group_size=None, **kwargs):
+        super().__init__(axis=axis, epsilon=epsilon, **kwargs)
+        self.groups = check_int("groups", groups, minimum=1)
+        self.group_size = None if group_size is None else check_int("group_size", group_size, 1)
+
+    def _build_statistics(self, input_shape, channels):
+        if self.group_size is not None:
+            if channels % self.group_size:
+                raise ValueError(
+                    f"`group_size` must divide the number of channels ({channels}, axis="
+                    f"{self.axis}). Received: group_size={self.group_size}"
+                )
+            self._groups = channels // self.group_size
+        else:
+            if channels % self.groups:
+                divisors = [g for g in range(1, channels + 1) if channels % g == 0]
+                raise ValueError(
+                    f"`groups` must divide the number of channels ({channels}, axis={self.axis}). "
+                    f"Received: groups={self.groups}. Pass groups in {divisors}, or "
+                    f"`group_size` (channels per group) instead."
+                )
+            self._groups = self.groups
+
+    def _normalize(self, x, mask, training):
+        rank = len(x.shape)
+        axis = self._channel_axis
+        grouped = split_groups(x, axis, self._groups)
+        reduce_axes = tuple(a for a in range(1, rank + 1) if a != axis)
+        if mask is not None:
+            mask = ops.expand_dims(mask, axis + 1)
+        if self.group_statistic == "variance":
+            _, statistic, _ = norm_ops.masked_moments(grouped, reduce_axes, mask)
+        else:
+            statistic = norm_ops.masked_mean_square(grouped, reduce_axes, mask)
+        # (N, ..., G, 1, ...) -> (N, ..., C, ...) with size 1 on the positions.
+        channels = x.shape[axis]
+        statistic = ops.repeat(statistic, channels // self._groups, axis=axis + 1)
+        statistic = ops.reshape(statistic, [-1] + broadcast_shape(rank, (axis,), (channels,))[1:])
+        v = None if self.v is None else self._v(rank)
+        return norm_ops.evonorm_s(x, statistic, self.epsilon, v=v, apply_act=self.apply_act)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"groups": self.groups, "group_size": self.group_size})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormS0(_EvoNormSample):
+    """EvoNorm-S0: sample-based normalization-activation, identical in training and inference.
+
+    `y = x * sigmoid(v * x) / sqrt(s2_g + eps) * gamma + beta`
+
+    `s2_g` is the per-sample variance over the positions and channels of each group of
+    `channels // groups` contiguous channels. Paper: "Evolving Normalization-Activation Layers",
+    arXiv 2004.02967; matches the authors' `evonorm_s0` and timm's `EvoNorm2dS0`.
+    Unlike the authors' code, a `groups` that does not divide the channels raises (as timm does)
+    instead of silently lowering the group count.
+    {common}{sample}
+    Example:
+
+    >>> x = keras.random.normal((8, 16, 16, 64))
+    >>> y = keras_norms.layers.EvoNormS0(groups=8)(x)
+    >>> y.shape
+    (8, 16, 16, 64)
+    """
+
+    uses_v = True
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormS1(_EvoNormSample):
+    """EvoNorm-S1: `y = x * sigmoid(x) / sqrt(s2_g + eps) * gamma + beta` (S0 with `v = 1`).
+
+    The gate is fixed to SiLU as in the paper (timm lets it be swapped). Group variance `s2_g` as
+    in `EvoNormS0`. Paper arXiv 2004.02967; matches timm's `EvoNorm2dS1`.
+    {common}{sample}
+    Example:
+
+    >>> y = keras_norms.layers.EvoNormS1(groups=8)(keras.random.normal((8, 16, 16, 64)))
+    """
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormS2(_EvoNormSample):
+    """EvoNorm-S2: `y = x * sigmoid(x) / sqrt(m2_g + eps) * gamma + beta`.
+
+    `m2_g` is the per-sample mean square (not the variance) over the positions and channels of
+    each group. Paper arXiv 2004.02967; matches timm's `EvoNorm2dS2`.
+    {common}{sample}
+    Example:
+
+    >>> y = keras_norms.layers.EvoNormS2(groups=8)(keras.random.normal((8, 16, 16, 64)))
+    """
+
+    group_statistic = "mean_square"
+
+
+class _TimmAVariant:
+    """timm's S0a/S1a/S2a: `apply_act=False` still normalizes, and `epsilon` defaults to 1e-3."""
+
+    normalizes_without_act = True
+
+    def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
+        super().__init__(axis=axis, epsilon=epsilon, **kwargs)
+
+
+_A_VARIANT_DOC = """EvoNorm-{name}a (timm `EvoNorm2d{name}a`): `EvoNorm{name}` that normalizes without act too.
+
+    The same formula as `EvoNorm{name}` when `apply_act=True`, but `epsilon` defaults to 1e-3 and
+    `apply_act=False` still normalizes, `y = x / sqrt(stat_g + eps) * gamma + beta`, instead of
+    returning the plain affine `x * gamma + beta`.
+"""
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormS0a(_TimmAVariant, EvoNormS0):
+    __doc__ = _A_VARIANT_DOC.format(name="S0")
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormS1a(_TimmAVariant, EvoNormS1):
+    __doc__ = _A_VARIANT_DOC.format(name="S1")
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class EvoNormS2a(_TimmAVariant, EvoNormS2):
+    __doc__ = _A_VARIANT_DOC.format(name="S2")
+
+
+for _cls in (EvoNormB0, EvoNormB1, EvoNormB2):
+    _cls.__doc__ = _cls.__doc__.format(common=_COMMON_ARGS, batch=_BATCH_ARGS)
+for _cls in (EvoNormS0, EvoNormS1, EvoNormS2):
+    _cls.__doc__ = _cls.__doc__.format(common=_COMMON_ARGS, sample=_SAMPLE_ARGS)

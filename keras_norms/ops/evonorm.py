@@ -1,0 +1,48 @@
+"""EvoNorm formulas (Liu, Brock, Simonyan, Le, "Evolving Normalization-Activation Layers", 2004.02967).
+
+Each function takes float32 (or float64) tensors and the statistics already computed by
+`keras_norms.ops.statistics`, and returns the normalized, activated tensor before the affine
+`gamma`, `beta`. `epsilon` is always inside the square root, one value per layer, as in the
+authors' code.
+
+B (batch) variants divide by `max(sqrt(batch_variance + eps), right)`, where `right` is
+sample-dependent; S (sample) variants use group statistics of the current sample only.
+"""
+
+from keras import ops
+
+
+def evonorm_b0(x, batch_variance, instance_variance, v, epsilon):
+    """B0: `x / max(sqrt(s2_b + eps), v * x + sqrt(s2_i + eps))`."""
+    right = v * x + ops.sqrt(instance_variance + epsilon)
+    return _divide_by_max(x, batch_variance, right, epsilon)
+
+
+def evonorm_b1(x, batch_variance, instance_mean_square, epsilon):
+    """B1: `x / max(sqrt(s2_b + eps), (x + 1) * sqrt(m2_i + eps))`."""
+    right = (x + 1.0) * ops.sqrt(instance_mean_square + epsilon)
+    return _divide_by_max(x, batch_variance, right, epsilon)
+
+
+def evonorm_b2(x, batch_variance, instance_mean_square, epsilon):
+    """B2: `x / max(sqrt(s2_b + eps), sqrt(m2_i + eps) - x)`."""
+    right = ops.sqrt(instance_mean_square + epsilon) - x
+    return _divide_by_max(x, batch_variance, right, epsilon)
+
+
+def _divide_by_max(x, batch_variance, right, epsilon):
+    # The denominator is >= sqrt(eps) > 0 even where `right` is negative (B1, B2).
+    return x / ops.maximum(ops.sqrt(batch_variance + epsilon), right)
+
+
+def evonorm_s(x, group_statistic, epsilon, v=None, apply_act=True):
+    """S0/S1/S2: `x * sigmoid(v * x) / sqrt(group_statistic + eps)`.
+
+    `group_statistic` is the group variance (S0, S1) or the group mean square (S2); S1 and S2
+    pass `v=None`, i.e. the SiLU `x * sigmoid(x)`. `apply_act=False` drops the sigmoid gate and
+    keeps the division (timm's S0a/S1a/S2a without activation).
+    """
+    numerator = x
+    if apply_act:
+        numerator = x * ops.sigmoid(x if v is None else v * x)
+    return numerator * ops.rsqrt(group_statistic + epsilon)

@@ -1,0 +1,85 @@
+"""Moments for every normalization in keras-norms: one mechanism, masked and in float32.
+
+Every layer chooses *which* axes it reduces over (batch, instance, group, feature) and calls the
+functions here. Masks, the float32 upcast and the guard against empty reductions live in one
+place, so a fix to any of them reaches every layer.
+
+Masks follow Keras: a boolean tensor with the input's shape minus the channel axis, True where a
+position is valid. Masked positions are excluded from every statistic that reduces over
+positions; statistics over features alone (per token) never see the mask.
+"""
+
+from keras import backend
+from keras import ops
+
+
+def upcast(x):
+    """Casts `x` to at least float32: float16/bfloat16 moments overflow or lose the variance.
+
+    `ops.moments` on float16 or bfloat16 input clips the variance to the float16 range on JAX
+    and TensorFlow (a true variance of 1e6 comes back as 65,536), so statistics are always
+    computed here in float32, or float64 for float64 input.
+    """
+    return ops.cast(x, backend.result_type(x.dtype, "float32"))
+
+
+def mask_weights(mask, channel_axis, dtype):
+    """Turns a position mask (the input's shape minus `channel_axis`) into 0/1 weights.
+
+    The returned tensor has the input's rank, with size 1 on the channel axis, so it broadcasts
+    against the input.
+    """
+    return ops.expand_dims(ops.cast(mask, dtype), channel_axis)
+
+
+def masked_sum_and_count(x, axes, weights=None):
+    """`sum(x * weights)` and `sum(weights)` (broadcast to `x`) over `axes`, keeping dims.
+
+    Sums and counts, not means: they add up across masked, uneven or distributed shards.
+    """
+    if weights is None:
+        count = 1
+        for axis in axes:
+            count = count * ops.shape(x)[axis]
+        return ops.sum(x, axis=axes, keepdims=True), ops.cast(count, x.dtype)
+    weights = ops.broadcast_to(weights, ops.shape(x))
+    return (
+        ops.sum(x * weights, axis=axes, keepdims=True),
+        ops.sum(weights, axis=axes, keepdims=True),
+    )
+
+
+def _safe_divide(total, count):
+    # A reduction with no valid position (a fully masked sample) gives 0, not NaN.
+    return total / ops.maximum(count, 1.0)
+
+
+def masked_moments(x, axes, weights=None):
+    """Returns `(mean, variance, count)` of `x` over `axes` (dims kept), excluding weight-0 positions.
+
+    The variance is biased (divides by the count) and computed in two passes, so it is never
+    negative. `count` is the number of valid elements reduced over, for Bessel corrections.
+    """
+    total, count = masked_sum_and_count(x, axes, weights)
+    mean = _safe_divide(total, count)
+    squared_deviation, _ = masked_sum_and_count(ops.square(x - mean), axes, weights)
+    return mean, _safe_divide(squared_deviation, count), count
+
+
+def masked_mean_square(x, axes, weights=None):
+    """Returns `mean(x**2)` over `axes` (dims kept), excluding weight-0 positions."""
+    total, count = masked_sum_and_count(ops.square(x), axes, weights)
+    return _safe_divide(total, count)
+
+
+def split_groups(x, channel_axis, groups):
+    """Reshapes the channel axis `C` of `x` into `(groups, C // groups)`, contiguous blocks.
+
+    Channel `c` lands in group `c // (C // groups)` in either layout. Returns the reshaped tensor;
+    the group axis sits at `channel_axis` and the within-group channels right after it.
+    """
+    shape = ops.shape(x)
+    channels = x.shape[channel_axis]
+    grouped_shape = list(shape[:channel_axis]) + [groups, channels // groups]
+    grouped_shape += list(shape[channel_axis + 1 :])
+    return ops.reshape(x, grouped_shape)

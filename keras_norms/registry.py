@@ -1,0 +1,35 @@
+"""Layers by name, so that examples, benchmarks and model surgery can take a string.
+
+>>> layer = keras_norms.get("evonorm_s0", groups=8)
+"""
+
+from keras_norms import layers
+
+_LAYERS = {
+    "evonorm_b0": layers.EvoNormB0,
+    "evonorm_b1": layers.EvoNormB1,
+    "evonorm_b2": layers.EvoNormB2,
+    "evonorm_s0": layers.EvoNormS0,
+    "evonorm_s1": layers.EvoNormS1,
+    "evonorm_s2": layers.EvoNormS2,
+    "evonorm_s0a": layers.EvoNormS0a,
+    "evonorm_s1a": layers.EvoNormS1a,
+    "evonorm_s2a": layers.EvoNormS2a,
+    "rms_norm": layers.RMSNormalization,
+    "crms_norm": layers.CRMSNormalization,
+}
+
+
+def names():
+    """The registered layer names, sorted."""
+    return sorted(_LAYERS)
+
+
+def get(name, **kwargs):
+    """Builds the layer registered as `name` (case-insensitive; `-` or `_`) with `kwargs`."""
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a string. Received: name={name!r}")
+    key = name.lower().replace("-", "_")
+    if key not in _LAYERS:
+        raise ValueError(f"Unknown layer name: name={name!r}. Expected one of {names()}")
+    return _LAYERS[key](**kwargs)

@@ -1,0 +1,19 @@
+"""The README's main job, in its --smoke form: every layer trains and gives finite numbers."""
+
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
+
+import compare_norms  # noqa: E402
+
+
+def test_compare_norms_smoke(capsys):
+    results = compare_norms.main(["--smoke"])
+    assert set(results) == set(compare_norms.NORMS)
+    for norm, result in results.items():
+        assert 0.0 <= result["accuracy"] <= 1.0, norm
+        assert math.isfinite(result["loss"]) and result["loss"] > 0, norm
+        assert result["step_ms"] > 0, norm
+    assert "| evonorm_b0 |" in capsys.readouterr().out

@@ -5,7 +5,7 @@
 
 On the current backend, for each pair below it times `grad(sum(layer(x) * upstream))` with
 respect to the input and every trainable weight (training mode), takes the median of repeated
-runs after warm-up, and prints a markdown table with the ratio ours / built-in (below 1 means
+runs after warm-up (the two layers alternate within each repetition), and prints a markdown table with the ratio ours / built-in (below 1 means
 ours is faster). Compiled where the backend compiles: `jax.jit` on jax, XLA on tensorflow;
 torch runs eager and under `torch.compile`.
 
@@ -71,22 +71,33 @@ def _block(results):
         jax.block_until_ready(results)
 
 
-def time_layer(factory, shape, jit, warmup, repeats, seed=0):
-    """Median milliseconds of one forward+backward pass of `factory()` on a `shape` input."""
-    rng = np.random.default_rng(seed)
+def _pass(factory, shape, jit, rng):
     x = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
     upstream = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
     layer = factory()
     layer.build(shape)
     step = vjp_function(layer, training=True, jit=jit)
+    return lambda: _block(step(x, upstream))
+
+
+def time_pair(candidates, jit, warmup, repeats, seed=0):
+    """Median milliseconds of one forward+backward pass of each `(factory, shape)` candidate.
+
+    The candidates run in turn within each repetition, so drift in the machine's state (memory,
+    clocks, other load) hits all of them alike and their ratio stays fair.
+    """
+    rng = np.random.default_rng(seed)
+    passes = [_pass(factory, shape, jit, rng) for factory, shape in candidates]
     for _ in range(warmup):
-        _block(step(x, upstream))
-    times = []
+        for run in passes:
+            run()
+    times = [[] for _ in passes]
     for _ in range(repeats):
-        start = time.perf_counter()
-        _block(step(x, upstream))
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for run, samples in zip(passes, times):
+            start = time.perf_counter()
+            run()
+            samples.append(time.perf_counter() - start)
+    return [1000 * statistics.median(samples) for samples in times]
 
 
 def main(argv=None):
@@ -107,8 +118,9 @@ def main(argv=None):
     rows = []
     for mode, jit in modes():
         for name, ours, our_shape, baseline, builtin, builtin_shape in pairs(args.smoke):
-            ours_ms = time_layer(ours, our_shape, jit, warmup, repeats)
-            builtin_ms = time_layer(builtin, builtin_shape, jit, warmup, repeats)
+            ours_ms, builtin_ms = time_pair(
+                [(ours, our_shape), (builtin, builtin_shape)], jit, warmup, repeats
+            )
             rows.append((mode, name, baseline, ours_ms, builtin_ms))
             print(
                 f"| {backend} | {mode} | {name} | {baseline} | {our_shape} | {ours_ms:.2f} | "

@@ -221,7 +221,9 @@ class _EvoNormBatch(_EvoNorm):
         self.moving_variance.assign(self.momentum * moving + (1.0 - self.momentum) * variance)
 
     def _formula(self, x, batch_variance, mask):
-        raise NotImplementedError
+        # B1 and B2: `right(x)` uses the instance mean square; B0 overrides this.
+        mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
+        return self.evonorm(x, batch_variance, mean_square, self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -279,9 +281,7 @@ class EvoNormB1(_EvoNormBatch):
     >>> y = keras_norms.layers.EvoNormB1()(keras.random.normal((8, 16, 16, 32)), training=True)
     """
 
-    def _formula(self, x, batch_variance, mask):
-        mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
-        return norm_ops.evonorm_b1(x, batch_variance, mean_square, self.epsilon)
+    evonorm = staticmethod(norm_ops.evonorm_b1)
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -296,9 +296,7 @@ class EvoNormB2(_EvoNormBatch):
     >>> y = keras_norms.layers.EvoNormB2()(keras.random.normal((8, 16, 16, 32)), training=True)
     """
 
-    def _formula(self, x, batch_variance, mask):
-        mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
-        return norm_ops.evonorm_b2(x, batch_variance, mean_square, self.epsilon)
+    evonorm = staticmethod(norm_ops.evonorm_b2)
 
 
 class _EvoNormSample(_EvoNorm):

@@ -1,0 +1,44 @@
+"""Layers by name."""
+
+import pytest
+
+import keras_norms
+from keras_norms import layers
+
+
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("evonorm_b0", layers.EvoNormB0),
+        ("evonorm_b1", layers.EvoNormB1),
+        ("evonorm_b2", layers.EvoNormB2),
+        ("evonorm_s0", layers.EvoNormS0),
+        ("evonorm_s1", layers.EvoNormS1),
+        ("evonorm_s2", layers.EvoNormS2),
+        ("evonorm_s0a", layers.EvoNormS0a),
+        ("evonorm_s1a", layers.EvoNormS1a),
+        ("evonorm_s2a", layers.EvoNormS2a),
+        ("rms_norm", layers.RMSNormalization),
+        ("crms_norm", layers.CRMSNormalization),
+    ],
+)
+def test_every_name_builds_its_class(name, cls):
+    assert type(keras_norms.get(name)) is cls
+    assert name in keras_norms.names()
+
+
+def test_names_cover_every_exported_layer():
+    built = {type(keras_norms.get(name)).__name__ for name in keras_norms.names()}
+    assert built == set(layers.__all__)
+
+
+def test_get_passes_arguments_and_accepts_spelling_variants():
+    layer = keras_norms.get("EvoNorm-S0", groups=4, epsilon=1e-3)
+    assert (layer.groups, layer.epsilon) == (4, 1e-3)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="evonorm_s0"):
+        keras_norms.get("evonorm_x9")
+    with pytest.raises(TypeError, match="name"):
+        keras_norms.get(3)

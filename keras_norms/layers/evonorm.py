@@ -34,9 +34,11 @@ _COMMON_ARGS = """
         center: If True, add the offset `beta`.
         scale: If True, multiply by `gamma`.
         beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
-            `gamma` (ones) and `v` (ones, B0/S0/S0a only).
+            `gamma` (ones) and `v` (ones).
         beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
         beta_constraint, gamma_constraint, v_constraint: Optional constraints.
+            The `v_*` arguments exist only for B0, S0 and S0a, the variants with `v`; the
+            others raise TypeError if given one.
         **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -84,7 +86,7 @@ class _EvoNorm(NormalizationBase):
         scale=True,
         beta_initializer="zeros",
         gamma_initializer="ones",
-        v_initializer="ones",
+        v_initializer=None,
         beta_regularizer=None,
         gamma_regularizer=None,
         v_regularizer=None,
@@ -107,7 +109,13 @@ class _EvoNorm(NormalizationBase):
         )
         self.axis = check_int("axis", axis)
         self.apply_act = check_bool("apply_act", apply_act)
-        self.v_initializer = initializers.get(v_initializer)
+        v_arguments = {"v_initializer": v_initializer, "v_regularizer": v_regularizer,
+                       "v_constraint": v_constraint}
+        if not self.uses_v:
+            given = {name: value for name, value in v_arguments.items() if value is not None}
+            if given:
+                raise TypeError(f"{type(self).__name__} has no `v` weight. Received: {given}")
+        self.v_initializer = initializers.get(v_initializer or "ones")
         self.v_regularizer = regularizers.get(v_regularizer)
         self.v_constraint = constraints.get(v_constraint)
         self.v = None
@@ -160,15 +168,15 @@ class _EvoNorm(NormalizationBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "axis": self.axis,
-                "apply_act": self.apply_act,
-                "v_initializer": initializers.serialize(self.v_initializer),
-                "v_regularizer": regularizers.serialize(self.v_regularizer),
-                "v_constraint": constraints.serialize(self.v_constraint),
-            }
-        )
+        config.update({"axis": self.axis, "apply_act": self.apply_act})
+        if self.uses_v:
+            config.update(
+                {
+                    "v_initializer": initializers.serialize(self.v_initializer),
+                    "v_regularizer": regularizers.serialize(self.v_regularizer),
+                    "v_constraint": constraints.serialize(self.v_constraint),
+                }
+            )
         return config
 
 

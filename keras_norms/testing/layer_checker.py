@@ -99,14 +99,14 @@ def _check_build(layer, input_shape, num_trainable, num_non_trainable, supports_
 
 
 def _check_symbolic_call(layer, input_shape):
-    symbolic_input = keras.KerasTensor(input_shape, dtype="float32")
-    output = layer(symbolic_input)
-    expected_shape = tuple(layer.compute_output_shape(input_shape))
-    assert tuple(output.shape) == expected_shape == tuple(input_shape), (
-        f"symbolic output shape {output.shape}, compute_output_shape {expected_shape}, "
-        f"input shape {input_shape}"
-    )
-    assert output.dtype == layer.compute_dtype, f"symbolic dtype {output.dtype}"
+    for shape in (tuple(input_shape), (None, *input_shape[1:])):
+        output = layer(keras.KerasTensor(shape, dtype="float32"))
+        expected_shape = tuple(layer.compute_output_shape(shape))
+        assert tuple(output.shape) == expected_shape == shape, (
+            f"symbolic output shape {output.shape}, compute_output_shape {expected_shape}, "
+            f"input shape {shape}"
+        )
+        assert output.dtype == layer.compute_dtype, f"symbolic dtype {output.dtype}"
 
 
 def _check_eager_call(layer, x):

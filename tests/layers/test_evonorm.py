@@ -225,11 +225,24 @@ def test_bad_input_raises_at_build(kwargs, shape, error, match):
         (layers.EvoNormS0, {"groups": 0}, ValueError, "groups"),
         (layers.EvoNormS2, {"group_size": 2.5}, TypeError, "group_size"),
         (layers.EvoNormS0, {"axis": "last"}, TypeError, "axis"),
+        (layers.EvoNormB1, {"v_initializer": "zeros"}, TypeError, "no `v`"),
+        (layers.EvoNormS2a, {"v_constraint": "non_neg"}, TypeError, "no `v`"),
     ],
 )
 def test_bad_arguments_raise_at_construction(cls, kwargs, error, match):
     with pytest.raises(error, match=match):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize("variant", ["B0", "S2"])
+def test_compiled_model_with_unknown_spatial_size_matches_eager_call(variant, rng):
+    layer, _ = make_layer(variant, 4, False, True, rng)
+    inputs = keras.Input((None, None, CHANNELS))
+    model = keras.Model(inputs, layer(inputs))
+    for height, width in ((4, 5), (3, 2)):
+        x = random_input(rng, (3, height, width, CHANNELS)).astype("float32")
+        got = model.predict(x, verbose=0)
+        np.testing.assert_allclose(got, to_numpy(layer(x, training=False)), rtol=1e-6, atol=1e-6)
 
 
 def test_mask_of_wrong_rank_raises(rng):

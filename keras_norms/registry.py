@@ -15,6 +15,7 @@ _LAYERS = {
     "evonorm_s0a": layers.EvoNormS0a,
     "evonorm_s1a": layers.EvoNormS1a,
     "evonorm_s2a": layers.EvoNormS2a,
+    "power_norm": layers.PowerNormalization,
     "rms_norm": layers.RMSNormalization,
     "crms_norm": layers.CRMSNormalization,
 }

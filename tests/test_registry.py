@@ -18,6 +18,7 @@ from keras_norms import layers
         ("evonorm_s0a", layers.EvoNormS0a),
         ("evonorm_s1a", layers.EvoNormS1a),
         ("evonorm_s2a", layers.EvoNormS2a),
+        ("power_norm", layers.PowerNormalization),
         ("rms_norm", layers.RMSNormalization),
         ("crms_norm", layers.CRMSNormalization),
     ],

@@ -9,6 +9,7 @@ from keras_norms.layers.evonorm import EvoNormS1
 from keras_norms.layers.evonorm import EvoNormS1a
 from keras_norms.layers.evonorm import EvoNormS2
 from keras_norms.layers.evonorm import EvoNormS2a
+from keras_norms.layers.power_norm import PowerNormalization
 from keras_norms.layers.rms_norm import CRMSNormalization
 from keras_norms.layers.rms_norm import RMSNormalization
 
@@ -23,5 +24,6 @@ __all__ = [
     "EvoNormS1a",
     "EvoNormS2",
     "EvoNormS2a",
+    "PowerNormalization",
     "RMSNormalization",
 ]

@@ -117,6 +117,18 @@ class NormalizationBase(keras.layers.Layer):
                 "beta", shape, self.beta_initializer, self.beta_regularizer, self.beta_constraint
             )
 
+    def _build_channel_axis(self, input_shape):
+        """Resolves `self.axis` as the one channels axis of `input_shape`; returns its size."""
+        self._channel_axis = normalize_axis("axis", self.axis, len(input_shape))
+        self._param_axes = (self._channel_axis,)
+        channels = input_shape[self._channel_axis]
+        if channels is None:
+            raise ValueError(
+                f"The channels axis (axis={self.axis}) of the input must be known. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        return channels
+
     def _parameter(self, weight, rank):
         """A per-channel weight as a tensor that broadcasts against a rank-`rank` input."""
         shape = broadcast_shape(rank, self._param_axes, weight.shape)

@@ -20,7 +20,6 @@ from keras_norms.layers.base import broadcast_shape
 from keras_norms.layers.base import check_bool
 from keras_norms.layers.base import check_int
 from keras_norms.layers.base import check_number
-from keras_norms.layers.base import normalize_axis
 from keras_norms.ops.statistics import mask_weights
 from keras_norms.ops.statistics import split_groups
 
@@ -127,14 +126,7 @@ class _EvoNorm(NormalizationBase):
                 f"{type(self).__name__} expects inputs of rank 3 to 5 (1D, 2D or 3D feature maps "
                 f"with a batch axis). Received: input_shape={tuple(input_shape)}"
             )
-        self._channel_axis = normalize_axis("axis", self.axis, rank)
-        channels = input_shape[self._channel_axis]
-        if channels is None:
-            raise ValueError(
-                f"The channels axis (axis={self.axis}) of the input must be known. "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
-        self._param_axes = (self._channel_axis,)
+        channels = self._build_channel_axis(input_shape)
         # Reduction axes, excluding the batch (0) and channels axes.
         self._spatial_axes = tuple(a for a in range(1, rank) if a != self._channel_axis)
         self._build_affine((channels,))

@@ -4,6 +4,8 @@ from keras_norms.ops.evonorm import evonorm_b0
 from keras_norms.ops.evonorm import evonorm_b1
 from keras_norms.ops.evonorm import evonorm_b2
 from keras_norms.ops.evonorm import evonorm_s
+from keras_norms.ops.power_norm import group_scaling
+from keras_norms.ops.power_norm import power_normalization
 from keras_norms.ops.rms import crms_normalization
 from keras_norms.ops.rms import rms_normalization
 from keras_norms.ops.statistics import masked_mean_square
@@ -16,8 +18,10 @@ __all__ = [
     "evonorm_b1",
     "evonorm_b2",
     "evonorm_s",
+    "group_scaling",
     "masked_mean_square",
     "masked_moments",
+    "power_normalization",
     "rms_normalization",
     "upcast",
 ]

@@ -1,0 +1,237 @@
+"""PowerNormalization: batch normalization for Transformers, with its approximate backward pass.
+
+Paper: Shen, Yao, Gholami, Mahoney, Keutzer, "PowerNorm: Rethinking Batch Normalization in
+Transformers", ICML 2020, arXiv 2003.07845. Authors' code: `sIncerass/powernorm`,
+`fairseq/modules/norms/mask_powernorm.py` (`MaskPowerNorm`), which this layer reproduces.
+"""
+
+import keras
+from keras import ops
+
+from keras_norms import ops as norm_ops
+from keras_norms.layers.base import NormalizationBase
+from keras_norms.layers.base import check_bool
+from keras_norms.layers.base import check_int
+from keras_norms.layers.base import check_number
+from keras_norms.ops import power_norm
+from keras_norms.ops.statistics import mask_weights
+
+
+def _outside_torch_compile(function):
+    """`function`, kept out of `torch.compile` graphs on the torch backend.
+
+    In a compiled graph AOTAutograd may recompute forward values in the backward pass from the
+    layer's state variables *after* the forward has updated them in place, which corrupts the
+    gradients (seen with torch 2.13). The training call therefore runs eagerly inside compiled
+    models on torch; the rest of the model still compiles.
+    """
+    if keras.backend.backend() != "torch":
+        return function
+    import torch
+
+    return torch.compiler.disable(function)
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class PowerNormalization(NormalizationBase):
+    """Power normalization with the authors' approximate backward pass.
+
+    Training step `t` (counted per layer, from 1), over the valid (unmasked) tokens:
+
+    ```
+    xs      = x / sqrt(mean_{group channels}(x**2) + 1e-5)        # GroupScaling, per token
+    psi2    = mean_{valid tokens}(xs**2)                           # per channel
+    z       = xs / sqrt(psi2 + eps)         if t <= warmup_steps
+              xs / sqrt(moving_quadratic_mean + eps)   otherwise
+    y       = gamma * z + beta
+    moving  <- cumulative mean of psi2      if t < warmup_steps, then always
+    moving  <- alpha_fwd * moving + (1 - alpha_fwd) * psi2
+    ```
+
+    Backward (no gradient through any statistic), with `g = dL/dy * gamma` and
+    `nu = (1 - alpha_bkw) * backward_statistic`:
+    `dL/dxs = (g - nu * z) / sqrt(psi2 + eps)` and
+    `backward_statistic <- backward_statistic + mean_{all tokens}((g - nu * z) * z)`.
+    Inference: `y = gamma * GroupScaling(x) / sqrt(moving_quadratic_mean + eps) + beta`.
+
+    This follows the authors' code, which differs from the paper's algorithm box in four places:
+    1. GroupScaling: the input is first divided by the RMS of each of `groups` channel groups,
+       per token, with its own epsilon 1e-5 (the paper's appendix; `groups` = attention heads in
+       the authors' runs).
+    2. Warmup: for the first `warmup_steps` training steps the layer normalizes with the batch
+       statistic, not the moving one.
+    3. During warmup the moving statistic gets a cumulative-average update *and* the exponential
+       update on the same step.
+    4. The backward pass divides by the batch statistic `psi2` even after warmup, where the
+       forward divided by the moving one (the paper uses the moving one in both places).
+    Padded tokens are left out of `psi2` only: `backward_statistic`, and the gradients of `gamma`
+    and `beta`, average or sum over every position, as in the code.
+
+    The backward statistic is written from the backward pass through Keras' variable
+    `overwrite_with_gradient` mechanism: its gradient *is* its new value, and any Keras optimizer
+    writes it in `model.fit`/`train_on_batch` (before clipping, learning rates or weight decay
+    touch the other gradients). It is therefore a trainable weight, and it counts in
+    `trainable_weights`. A layer called twice in one step gets the sum of two new values: call
+    each PowerNormalization once per step.
+
+    Not yet supported (the backward statistic comes out wrong, silently): loss scaling
+    (`LossScaleOptimizer`, which `mixed_float16` training uses), whose scaled gradients reach the
+    backward pass; and `gradient_accumulation_steps`, under which Keras keeps the largest of the
+    micro-steps' new values. `mixed_bfloat16` needs no loss scaling and works. On torch the
+    training call runs outside `torch.compile` graphs (see `_outside_torch_compile`).
+
+    Args:
+        axis: Integer, the features axis (default -1).
+        epsilon: Small float added inside the square root (default 1e-5).
+        alpha_fwd: Weight of the old value in the moving quadratic mean (default 0.9).
+        alpha_bkw: The backward average's `alpha` (default 0.9): `nu = (1 - alpha_bkw) *
+            backward_statistic`.
+        warmup_steps: Training steps that normalize with batch statistics (default 10000, the
+            authors' `MaskPowerNorm` default; their NMT runs use the learning-rate warmup).
+        groups: GroupScaling groups (default 1); must divide the number of features.
+        center: If True, add the offset `beta`.
+        scale: If True, multiply by `gamma`.
+        exact_gradient: If True, plain autodiff through the statistics instead of the
+            approximate backward pass (no backward statistic), kept for comparison.
+        beta_initializer, gamma_initializer: Initializers of `beta` (zeros) and `gamma` (ones).
+        beta_regularizer, gamma_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint: Optional constraints.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: `(batch, time, features)` or `(batch, features)`.
+        training: Python boolean: batch statistics and state updates when True.
+        mask: Optional boolean `(batch, time)` mask, True for valid tokens.
+
+    Example:
+
+    >>> x = keras.random.normal((4, 10, 64))
+    >>> norm = keras_norms.layers.PowerNormalization(groups=4, warmup_steps=100)
+    >>> y = norm(x, training=True, mask=keras.ops.ones((4, 10), "bool"))
+    """
+
+    def __init__(
+        self,
+        axis=-1,
+        epsilon=1e-5,
+        alpha_fwd=0.9,
+        alpha_bkw=0.9,
+        warmup_steps=10000,
+        groups=1,
+        center=True,
+        scale=True,
+        exact_gradient=False,
+        **kwargs,
+    ):
+        super().__init__(epsilon=epsilon, center=center, scale=scale, **kwargs)
+        self.axis = check_int("axis", axis)
+        self.alpha_fwd = check_number("alpha_fwd", alpha_fwd, minimum=0.0, maximum=1.0)
+        self.alpha_bkw = check_number("alpha_bkw", alpha_bkw, minimum=0.0, maximum=1.0)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
+        self.groups = check_int("groups", groups, minimum=1)
+        self.exact_gradient = check_bool("exact_gradient", exact_gradient)
+        self.moving_quadratic_mean = None
+        self.backward_statistic = None
+        self.step = None
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if rank not in (2, 3):
+            raise ValueError(
+                "PowerNormalization expects (batch, time, features) or (batch, features) "
+                f"inputs. Received: input_shape={tuple(input_shape)}"
+            )
+        channels = self._build_channel_axis(input_shape)
+        if channels % self.groups:
+            raise ValueError(
+                f"`groups` must divide the number of features ({channels}). "
+                f"Received: groups={self.groups}"
+            )
+        self._reduce_axes = tuple(a for a in range(rank) if a != self._channel_axis)
+        self._build_affine((channels,))
+        self.moving_quadratic_mean = self.add_weight(
+            name="moving_quadratic_mean",
+            shape=(channels,),
+            initializer="ones",
+            trainable=False,
+            autocast=False,
+        )
+        if not self.exact_gradient:
+            self.backward_statistic = self.add_weight(
+                name="backward_statistic",
+                shape=(channels,),
+                initializer="zeros",
+                trainable=True,
+                autocast=False,
+                # Its "gradient" is its new value, written by the optimizer (see the docstring).
+                overwrite_with_gradient=True,
+            )
+        self.step = self.add_weight(
+            name="step", shape=(), initializer="zeros", dtype="int32", trainable=False
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
+
+    def call(self, inputs, training=None, mask=None):
+        x = norm_ops.upcast(inputs)
+        rank = len(x.shape)
+        xs = power_norm.group_scaling(x, self._channel_axis, self.groups)
+        moving = self._parameter(self.moving_quadratic_mean, rank)
+        if not (training and self.trainable):
+            z = xs * ops.rsqrt(moving + self.epsilon)
+            return ops.cast(self._affine(z), self.compute_dtype)
+
+        return _outside_torch_compile(self._training_call)(xs, moving, mask)
+
+    def _training_call(self, xs, moving, mask):
+        rank = len(xs.shape)
+        if mask is not None:
+            if len(mask.shape) != rank - 1:
+                raise ValueError(
+                    "PowerNormalization expects a (batch, time) mask. Received: "
+                    f"mask.shape={mask.shape}, inputs.shape={xs.shape}"
+                )
+            mask = mask_weights(mask, self._channel_axis, xs.dtype)
+        quadratic_mean = norm_ops.masked_mean_square(xs, self._reduce_axes, mask)
+        step = ops.convert_to_tensor(self.step) + 1
+        in_warmup = step <= self.warmup_steps
+        if self.exact_gradient:
+            normalizer = ops.where(in_warmup, quadratic_mean, moving)
+            z = xs * ops.rsqrt(normalizer + self.epsilon)
+        else:
+            quadratic_mean = ops.stop_gradient(quadratic_mean)
+            normalizer = ops.where(in_warmup, quadratic_mean, moving)
+            backward_statistic = self._parameter(self.backward_statistic, rank)
+            z = power_norm.power_normalization(
+                xs,
+                quadratic_mean,
+                normalizer,
+                backward_statistic,
+                epsilon=self.epsilon,
+                alpha_bkw=self.alpha_bkw,
+                reduce_axes=self._reduce_axes,
+            )
+        # State last: on torch and tensorflow, tensors read from variables share their storage.
+        new_moving = power_norm.updated_moving_quadratic_mean(
+            ops.convert_to_tensor(self.moving_quadratic_mean),
+            ops.reshape(ops.stop_gradient(quadratic_mean), (-1,)),
+            step,
+            self.warmup_steps,
+            self.alpha_fwd,
+        )
+        self.moving_quadratic_mean.assign(new_moving)
+        self.step.assign(step)
+        return ops.cast(self._affine(z), self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "axis": self.axis,
+                "alpha_fwd": self.alpha_fwd,
+                "alpha_bkw": self.alpha_bkw,
+                "warmup_steps": self.warmup_steps,
+                "groups": self.groups,
+                "exact_gradient": self.exact_gradient,
+            }
+        )
+        return config

@@ -67,18 +67,26 @@ class PowerNormalization(NormalizationBase):
     Padded tokens are left out of `psi2` only: `backward_statistic`, and the gradients of `gamma`
     and `beta`, average or sum over every position, as in the code.
 
-    The backward statistic is written from the backward pass through Keras' variable
-    `overwrite_with_gradient` mechanism: its gradient *is* its new value, and any Keras optimizer
-    writes it in `model.fit`/`train_on_batch` (before clipping, learning rates or weight decay
-    touch the other gradients). It is therefore a trainable weight, and it counts in
-    `trainable_weights`. A layer called twice in one step gets the sum of two new values: call
-    each PowerNormalization once per step.
+    How it trains in an ordinary `model.fit`/`train_on_batch`, with any Keras optimizer: the
+    approximate backward pass is built from stop-gradients plus a zero-valued auxiliary loss
+    (`layer.losses`, which Keras adds to the training loss), so that plain autodiff yields it;
+    and the backward statistic is written by the optimizer through Keras' variable
+    `overwrite_with_gradient` mechanism: its gradient *is* its new value, applied before
+    clipping, learning rates or weight decay touch the other gradients. Under loss scaling
+    (`mixed_float16` compiles with a `LossScaleOptimizer`) every gradient is multiplied by the
+    loss scale S, so the layer keeps `backward_statistic = S * ema_gz` together with
+    `backward_loss_scale = S`, the scale of its last update, and divides one by the other; this
+    stays right when S changes. Both are trainable weights (the mechanism requires it) and count
+    in `trainable_weights`. A step the `LossScaleOptimizer` skips for overflow leaves them
+    unchanged, while the moving statistic and the step counter, updated in the forward pass,
+    advance.
 
-    Not yet supported (the backward statistic comes out wrong, silently): loss scaling
-    (`LossScaleOptimizer`, which `mixed_float16` training uses), whose scaled gradients reach the
-    backward pass; and `gradient_accumulation_steps`, under which Keras keeps the largest of the
-    micro-steps' new values. `mixed_bfloat16` needs no loss scaling and works. On torch the
-    training call runs outside `torch.compile` graphs (see `_outside_torch_compile`).
+    Limits: call each PowerNormalization once per training step (two calls would add two new
+    values). With `gradient_accumulation_steps`, Keras keeps the element-wise *largest* of the
+    micro-steps' new values instead of chaining them, so the backward statistic is not the
+    authors' there; the forward and the moving statistic are. A custom training loop must add
+    `model.losses` to its loss. On torch, the training call runs outside `torch.compile` graphs
+    (see `_outside_torch_compile`).
 
     Args:
         axis: Integer, the features axis (default -1).
@@ -132,6 +140,7 @@ class PowerNormalization(NormalizationBase):
         self.exact_gradient = check_bool("exact_gradient", exact_gradient)
         self.moving_quadratic_mean = None
         self.backward_statistic = None
+        self.backward_loss_scale = None
         self.step = None
 
     def build(self, input_shape):
@@ -157,13 +166,21 @@ class PowerNormalization(NormalizationBase):
             autocast=False,
         )
         if not self.exact_gradient:
+            # Their "gradients" are their new values, written by the optimizer (see docstring).
             self.backward_statistic = self.add_weight(
                 name="backward_statistic",
                 shape=(channels,),
                 initializer="zeros",
                 trainable=True,
                 autocast=False,
-                # Its "gradient" is its new value, written by the optimizer (see the docstring).
+                overwrite_with_gradient=True,
+            )
+            self.backward_loss_scale = self.add_weight(
+                name="backward_loss_scale",
+                shape=(),
+                initializer="ones",
+                trainable=True,
+                autocast=False,
                 overwrite_with_gradient=True,
             )
         self.step = self.add_weight(
@@ -200,16 +217,17 @@ class PowerNormalization(NormalizationBase):
         else:
             quadratic_mean = ops.stop_gradient(quadratic_mean)
             normalizer = ops.where(in_warmup, quadratic_mean, moving)
-            backward_statistic = self._parameter(self.backward_statistic, rank)
-            z = power_norm.power_normalization(
+            z, auxiliary_loss = power_norm.power_normalization(
                 xs,
                 quadratic_mean,
                 normalizer,
-                backward_statistic,
+                self._parameter(self.backward_statistic, rank),
+                ops.convert_to_tensor(self.backward_loss_scale),
                 epsilon=self.epsilon,
                 alpha_bkw=self.alpha_bkw,
                 reduce_axes=self._reduce_axes,
             )
+            self.add_loss(auxiliary_loss)
         # State last: on torch and tensorflow, tensors read from variables share their storage.
         new_moving = power_norm.updated_moving_quadratic_mean(
             ops.convert_to_tensor(self.moving_quadratic_mean),

@@ -39,46 +39,42 @@ def updated_moving_quadratic_mean(moving, quadratic_mean, step, warmup_steps, al
     return alpha_fwd * moving + (1.0 - alpha_fwd) * quadratic_mean
 
 
-def power_normalization(xs, quadratic_mean, normalizer, backward_statistic, *, epsilon, alpha_bkw,
-                        reduce_axes):
-    """`z = xs / sqrt(normalizer + eps)`, with the code's approximate backward pass.
+def power_normalization(xs, quadratic_mean, normalizer, scaled_statistic, statistic_scale, *,
+                        epsilon, alpha_bkw, reduce_axes):
+    """`z = xs / sqrt(normalizer + eps)` with the code's approximate backward pass, by plain autodiff.
 
-    `normalizer` is the batch `quadratic_mean` during warmup and the moving one after; both
-    statistics get no gradient. Given the upstream gradient `g` of `z`:
+    Returns `(z, auxiliary_loss)`; `auxiliary_loss` is zero-valued and must be added to the
+    training loss (`Layer.add_loss`). With `g` the upstream gradient of `z`, the gradients are:
 
-    - `dL/dxs = (g - (1 - alpha_bkw) * backward_statistic * z) / sqrt(quadratic_mean + eps)`,
-      dividing by the *batch* statistic even after warmup, as the code does;
-    - the gradient returned for `backward_statistic` is its *new value*,
-      `backward_statistic + mean_{all positions}((g - nu * z) * z)`, for a variable created with
-      `overwrite_with_gradient=True`: the optimizer writes it to the variable.
+    - `dL/dxs = (g - nu * z) / sqrt(quadratic_mean + eps)`, `nu = (1 - alpha_bkw) * statistic`,
+      dividing by the *batch* statistic even after warmup, as the code does; no gradient reaches
+      either statistic;
+    - `dL/dscaled_statistic = statistic + mean_{positions}((g - nu * z) * z)`: the code's new
+      `ema_gz`; and `dL/dstatistic_scale = 1`.
 
-    All arguments are tensors (not Keras variables: torch would ignore the custom gradient).
+    Every gradient of the loss is multiplied by the loss scale `S` when one is used, these two
+    as well, and variables created with `overwrite_with_gradient=True` receive them unscaled.
+    So `scaled_statistic` holds `S * ema_gz` and `statistic_scale` holds `S`, and
+    `statistic = scaled_statistic / statistic_scale` is right whether or not `S` changed between
+    steps (without loss scaling `S = 1`). The correction `-nu * z / sqrt(.)` enters through the
+    auxiliary loss for the same reason: it must be scaled by `S` like `g`.
     """
-
-    @ops.custom_gradient
-    def normalize(xs, quadratic_mean, normalizer, backward_statistic):
-        def grad(*args, upstream=None):
-            if upstream is None:  # jax, tensorflow: grad(upstream), forward values from the closure
-                upstream, inputs = args[0], (xs, quadratic_mean, normalizer, backward_statistic)
-            else:  # torch: grad(*forward inputs, upstream=...). Under torch.compile a closure
-                inputs = args  # would hold the first trace's tensors, so read the inputs given.
-            return _approximate_backward(upstream, *inputs, epsilon, alpha_bkw, reduce_axes)
-
-        return xs * ops.rsqrt(normalizer + epsilon), grad
-
-    return normalize(xs, quadratic_mean, normalizer, backward_statistic)
-
-
-def _approximate_backward(upstream, xs, quadratic_mean, normalizer, backward_statistic, epsilon,
-                          alpha_bkw, reduce_axes):
-    z = xs * ops.rsqrt(normalizer + epsilon)
-    approximate = upstream - (1.0 - alpha_bkw) * backward_statistic * z
-    new_backward_statistic = backward_statistic + ops.mean(
-        approximate * z, axis=reduce_axes, keepdims=True
+    sg = ops.stop_gradient
+    batch_rsqrt = ops.rsqrt(sg(quadratic_mean) + epsilon)
+    z_value = sg(xs * ops.rsqrt(sg(normalizer) + epsilon))
+    statistic = sg(scaled_statistic / statistic_scale)
+    positions = 1
+    for axis in reduce_axes:
+        positions = positions * ops.shape(xs)[axis]
+    positions = ops.cast(positions, xs.dtype)
+    # Value z_value; d/dxs = batch_rsqrt; d/dscaled_statistic = sum(g * z) / positions.
+    z = z_value + (xs - sg(xs)) * batch_rsqrt
+    z = z + (scaled_statistic - sg(scaled_statistic)) * z_value / positions
+    nu = (1.0 - alpha_bkw) * statistic
+    decay = 1.0 - (1.0 - alpha_bkw) * ops.mean(ops.square(z_value), axis=reduce_axes, keepdims=True)
+    auxiliary = (
+        ops.sum(sg(-nu * z_value * batch_rsqrt) * xs)
+        + ops.sum(scaled_statistic * sg(statistic * decay))
+        + statistic_scale
     )
-    return (
-        approximate * ops.rsqrt(quadratic_mean + epsilon),
-        ops.zeros_like(quadratic_mean),
-        ops.zeros_like(normalizer),
-        new_backward_statistic,
-    )
+    return z, auxiliary - sg(auxiliary)

@@ -71,8 +71,8 @@ class _InputGradientProbe(keras.layers.Layer):
 class _DotLoss(keras.losses.Loss):
     """`sum(y_true * y_pred)`: the upstream gradient of the outputs is `y_true` (times the mask)."""
 
-    def __init__(self):
-        super().__init__(reduction="sum")
+    def __init__(self, name="dot_loss", reduction="sum", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):
         return keras.ops.sum(y_true * y_pred, axis=-1)
@@ -92,14 +92,24 @@ def power_norm_model(layer, jit_compile, optimizer=None):
     return model, probe
 
 
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager", "jit"])
-def test_train_on_batch_matches_oracle_across_warmup(jit_compile, rng):
-    layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=WARMUP, **SETTINGS)
-    model, probe = power_norm_model(layer, jit_compile)
-    oracle = PowerNorm(CHANNELS, *random_affine(rng), eps=1e-5, alpha_fwd=0.9, alpha_bkw=0.9,
-                       warmup_iters=WARMUP, groups=GROUPS)
-    for step in range(1, 6):
-        # Fresh affine weights each step, so SGD's update reveals this step's gradients alone.
+def new_oracle(rng):
+    return PowerNorm(CHANNELS, *random_affine(rng), eps=1e-5, alpha_fwd=0.9, alpha_bkw=0.9,
+                     warmup_iters=WARMUP, groups=GROUPS)
+
+
+def backward_statistic(layer):
+    """The code's `ema_gz`: the layer keeps it multiplied by the last step's loss scale."""
+    return to_numpy(layer.backward_statistic) / to_numpy(layer.backward_loss_scale)
+
+
+def train_and_compare(model, layer, probe, oracle, rng, steps=5, check_gradients=True):
+    """`steps` train_on_batch steps against the oracle: state always, gradients if asked.
+
+    Gradients are read off an SGD(1) update, so only an optimizer that applies them unchanged
+    (up to loss scaling, which it undoes) may be used with `check_gradients`.
+    """
+    for step in range(1, steps + 1):
+        # Fresh affine weights each step, so the update reveals this step's gradients alone.
         gamma, beta = random_affine(rng)
         oracle.weight, oracle.bias = gamma, beta
         layer.gamma.assign(gamma.astype("float32"))
@@ -112,18 +122,105 @@ def test_train_on_batch_matches_oracle_across_warmup(jit_compile, rng):
         y, dx, dgamma, dbeta = oracle.train_step(x, mask, upstream * mask[..., None])
         loss = model.train_on_batch([x.astype("float32"), mask], upstream.astype("float32"))
         assert_close(loss, np.sum(upstream * y * mask[..., None]), f"loss, step {step}")
-        assert_close(-to_numpy(probe.delta), dx, f"input gradient, step {step}")
-        assert_close(gamma - to_numpy(layer.gamma), dgamma, f"gamma gradient, step {step}")
-        assert_close(beta - to_numpy(layer.beta), dbeta, f"beta gradient, step {step}")
+        if check_gradients:
+            assert_close(-to_numpy(probe.delta), dx, f"input gradient, step {step}")
+            assert_close(gamma - to_numpy(layer.gamma), dgamma, f"gamma gradient, step {step}")
+            assert_close(beta - to_numpy(layer.beta), dbeta, f"beta gradient, step {step}")
         assert_close(to_numpy(layer.moving_quadratic_mean), oracle.running_phi, f"moving, step {step}")
-        assert_close(to_numpy(layer.backward_statistic), oracle.ema_gz, f"backward statistic, step {step}")
-    # The last SGD step moved gamma, beta and the probe: restore the oracle's values.
+        assert_close(backward_statistic(layer), oracle.ema_gz, f"backward statistic, step {step}")
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager", "jit"])
+def test_train_on_batch_matches_oracle_across_warmup(jit_compile, rng):
+    layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=WARMUP, **SETTINGS)
+    model, probe = power_norm_model(layer, jit_compile)
+    oracle = new_oracle(rng)
+    train_and_compare(model, layer, probe, oracle, rng)
+    # The last step moved gamma, beta and the probe: restore the oracle's values.
     layer.gamma.assign(oracle.weight.astype("float32"))
     layer.beta.assign(oracle.bias.astype("float32"))
     probe.delta.assign(np.zeros((BATCH, TIME, CHANNELS), "float32"))
     x = rng.standard_normal((BATCH, TIME, CHANNELS))
     got = model.predict_on_batch([x.astype("float32"), np.ones((BATCH, TIME), bool)])
     assert_close(to_numpy(got), oracle.inference(x), "inference")
+
+
+def test_changing_loss_scale_leaves_statistic_and_gradients_unscaled(rng):
+    # The scale doubles after every step (2**10 .. 2**14): powers of two, so exact in float32.
+    optimizer = keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.SGD(1.0), initial_scale=2.0**10, dynamic_growth_steps=1
+    )
+    layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=WARMUP, **SETTINGS)
+    model, probe = power_norm_model(layer, jit_compile=False, optimizer=optimizer)
+    train_and_compare(model, layer, probe, new_oracle(rng), rng)
+    assert float(to_numpy(layer.backward_loss_scale)) == 2.0**14
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda: keras.optimizers.SGD(0.1, clipnorm=1e-3),
+        lambda: keras.optimizers.SGD(0.1, global_clipnorm=1e-3),
+        lambda: keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)),
+        lambda: keras.optimizers.AdamW(0.01, weight_decay=0.5),
+    ],
+    ids=["clipnorm", "global_clipnorm", "lr_schedule", "weight_decay"],
+)
+def test_optimizer_options_do_not_touch_the_statistics(optimizer, rng):
+    layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=WARMUP, **SETTINGS)
+    model, probe = power_norm_model(layer, jit_compile=False, optimizer=optimizer())
+    train_and_compare(model, layer, probe, new_oracle(rng), rng, check_gradients=False)
+
+
+def test_mixed_float16_training_tracks_float32_statistics(rng):
+    # A mixed_float16 model compiles with a LossScaleOptimizer (initial scale 2**15).
+    keras.config.set_dtype_policy("mixed_float16")
+    layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=WARMUP)
+    model, _ = power_norm_model(layer, jit_compile=False)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    oracle = PowerNorm(CHANNELS, np.ones(CHANNELS), np.zeros(CHANNELS), eps=1e-5, alpha_fwd=0.9,
+                       alpha_bkw=0.9, warmup_iters=WARMUP, groups=GROUPS)
+    for _ in range(5):
+        layer.gamma.assign(np.ones(CHANNELS, "float32"))
+        layer.beta.assign(np.zeros(CHANNELS, "float32"))
+        x = rng.standard_normal((BATCH, TIME, CHANNELS)) * 2 + 0.5
+        mask = padding_mask(rng)
+        # Small upstream gradients: times the 2**15 loss scale they stay within float16.
+        upstream = 0.01 * rng.standard_normal((BATCH, TIME, CHANNELS))
+        oracle.train_step(x, mask, upstream * mask[..., None])
+        model.train_on_batch([x.astype("float32"), mask], upstream.astype("float32"))
+    for weight in layer.weights:
+        if weight.name != "step":
+            assert weight.dtype == "float32"
+            assert np.all(np.isfinite(to_numpy(weight)))
+    # No step overflowed, so the layer saw the optimizer's current scale.
+    assert float(to_numpy(layer.backward_loss_scale)) == float(to_numpy(model.optimizer.dynamic_scale))
+    # float16 forward: agreement to float16 precision, not to 1e-5.
+    np.testing.assert_allclose(to_numpy(layer.moving_quadratic_mean), oracle.running_phi, rtol=1e-2)
+    np.testing.assert_allclose(backward_statistic(layer), oracle.ema_gz, rtol=0.05,
+                               atol=0.05 * np.abs(oracle.ema_gz).max())
+
+
+def test_save_and_load_mid_training_resumes_identical_state(tmp_path, rng):
+    layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=3, **SETTINGS)
+    model, _ = power_norm_model(layer, jit_compile=False, optimizer=keras.optimizers.Adam(0.01))
+    batches = [
+        ((rng.standard_normal((BATCH, TIME, CHANNELS)) * 2).astype("float32"), padding_mask(rng),
+         rng.standard_normal((BATCH, TIME, CHANNELS)).astype("float32"))
+        for _ in range(5)
+    ]
+    for x, mask, upstream in batches[:2]:
+        model.train_on_batch([x, mask], upstream)
+    model.save(tmp_path / "mid_training.keras")
+    restored = keras.saving.load_model(
+        tmp_path / "mid_training.keras",
+        custom_objects={"_InputGradientProbe": _InputGradientProbe, "_DotLoss": _DotLoss},
+    )
+    for x, mask, upstream in batches[2:]:  # crosses the warmup boundary (step 3 -> 4)
+        model.train_on_batch([x, mask], upstream)
+        restored.train_on_batch([x, mask], upstream)
+    for original, loaded in zip(model.weights, restored.weights):
+        np.testing.assert_array_equal(to_numpy(loaded), to_numpy(original), err_msg=original.path)
 
 
 def test_exact_gradient_is_plain_autodiff_through_the_batch_statistic(rng):
@@ -175,11 +272,12 @@ def test_bad_input_raises_at_build(kwargs, shape, match):
 @pytest.mark.parametrize(
     "kwargs, shape, trainable, non_trainable",
     [
-        ({"groups": 2, "warmup_steps": 1}, (4, 6, 8), 3, 2),
+        ({"groups": 2, "warmup_steps": 1}, (4, 6, 8), 4, 2),
         ({"exact_gradient": True, "center": False}, (4, 8), 1, 2),
     ],
 )
 def test_layer_checker(kwargs, shape, trainable, non_trainable, tmp_path, rng):
+    # backward_loss_scale holds the loss scale of the last step: 1 without loss scaling.
     check_layer(
         layers.PowerNormalization,
         kwargs,
@@ -188,5 +286,6 @@ def test_layer_checker(kwargs, shape, trainable, non_trainable, tmp_path, rng):
         expected_num_trainable_weights=trainable,
         expected_num_non_trainable_weights=non_trainable,
         supports_masking=True,
+        unchanged_by_fit=("backward_loss_scale",),
         seed=int(rng.integers(2**31)),
     )

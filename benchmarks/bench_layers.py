@@ -15,6 +15,9 @@ torch runs eager and under `torch.compile`.
 | EvoNormS0 (groups=32) | GroupNormalization(groups=32) + swish | (32, 32, 32, 64) |
 | RMSNormalization | keras.layers.RMSNormalization | (32, 512, 768) |
 | CRMSNormalization | keras.layers.RMSNormalization | (32, 512, 767) vs (32, 512, 768) |
+| PowerNormalization (groups=12) | LayerNormalization, BatchNormalization | (32, 512, 768) |
+
+PowerNormalization's pass includes its auxiliary loss (the approximate backward's correction).
 """
 
 import argparse
@@ -54,7 +57,16 @@ def pairs(smoke):
          "keras RMSNormalization", keras.layers.RMSNormalization, sequence),
         ("CRMSNormalization", layers.CRMSNormalization, compressed,
          "keras RMSNormalization", keras.layers.RMSNormalization, sequence),
+        ("PowerNormalization", power_norm, sequence,
+         "LayerNormalization", keras.layers.LayerNormalization, sequence),
+        ("PowerNormalization", power_norm, sequence,
+         "BatchNormalization", keras.layers.BatchNormalization, sequence),
     ]
+
+
+def power_norm():
+    # Past warmup, with GroupScaling over 12 groups (the heads of a 768-wide model).
+    return layers.PowerNormalization(groups=12, warmup_steps=0)
 
 
 def modes():

@@ -14,7 +14,8 @@ from keras import ops
 def vjp_function(layer, training=True, jit=False, mask=None):
     """Returns `f(x, upstream) -> (outputs, input_gradient, weight_gradients)`.
 
-    The gradients are those of `sum(outputs * upstream)` with respect to `x` and to
+    The gradients are those of `sum(outputs * upstream) + sum(layer.losses)` (the losses the
+    layer adds in the call, as `model.fit` counts them) with respect to `x` and to
     `layer.trainable_variables` (in that order), computed by `jax.grad`, `tf.GradientTape` or
     `torch.autograd`. With `jit=True` the pass is compiled: `jax.jit`, `tf.function` with XLA,
     `torch.compile`. State the layer updates in the pass (moving statistics) is written back.
@@ -35,16 +36,21 @@ def vjp_function(layer, training=True, jit=False, mask=None):
     raise ValueError(f"vjp_function supports jax, tensorflow and torch. Received backend={backend!r}")
 
 
-def _loss(outputs, upstream):
-    return ops.sum(ops.cast(outputs, "float32") * ops.cast(upstream, "float32"))
+def _loss(outputs, upstream, added_losses=()):
+    loss = ops.sum(ops.cast(outputs, "float32") * ops.cast(upstream, "float32"))
+    for added in added_losses:
+        loss = loss + ops.cast(added, "float32")
+    return loss
 
 
 def _jax_vjp(layer, call_kwargs, jit):
     import jax
 
     def loss_fn(x, trainable, non_trainable, upstream):
-        outputs, non_trainable = layer.stateless_call(trainable, non_trainable, x, **call_kwargs)
-        return _loss(outputs, upstream), (outputs, non_trainable)
+        outputs, non_trainable, losses = layer.stateless_call(
+            trainable, non_trainable, x, return_losses=True, **call_kwargs
+        )
+        return _loss(outputs, upstream, losses), (outputs, non_trainable)
 
     grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)
     if jit:
@@ -69,7 +75,7 @@ def _tensorflow_vjp(layer, call_kwargs, jit):
         with tf.GradientTape() as tape:
             tape.watch(x)
             outputs = layer(x, **call_kwargs)
-            loss = _loss(outputs, upstream)
+            loss = _loss(outputs, upstream, layer.losses)
         sources = [x] + [v.value for v in layer.trainable_variables]
         dx, *dweights = tape.gradient(loss, sources)
         return outputs, dx, dweights
@@ -90,7 +96,8 @@ def _torch_vjp(layer, call_kwargs, jit):
         x = ops.convert_to_tensor(x).detach().requires_grad_(True)
         outputs = forward(x)
         weights = [v.value for v in layer.trainable_variables]
-        dx, *dweights = torch.autograd.grad(_loss(outputs, upstream), [x] + weights)
+        loss = _loss(outputs, upstream, layer.losses)
+        dx, *dweights = torch.autograd.grad(loss, [x] + weights)
         return outputs, dx, dweights
 
     return f

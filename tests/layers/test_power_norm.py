@@ -58,6 +58,19 @@ def test_eager_training_steps_then_inference_match_oracle(rng):
     assert_close(to_numpy(layer(x.astype("float32"), training=False)), oracle.inference(x), "inference")
 
 
+def test_two_dimensional_input_is_one_token_per_sample(rng):
+    layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=WARMUP, **SETTINGS)
+    oracle = new_oracle(rng)
+    layer.build((BATCH, CHANNELS))
+    layer.gamma.assign(oracle.weight.astype("float32"))
+    layer.beta.assign(oracle.bias.astype("float32"))
+    for step in range(1, 4):
+        x = rng.standard_normal((BATCH, CHANNELS)) * 2 + 0.5
+        expected, *_ = oracle.train_step(x[:, None], np.ones((BATCH, 1), bool), np.zeros((BATCH, 1, CHANNELS)))
+        assert_close(to_numpy(layer(x.astype("float32"), training=True)), expected[:, 0], f"step {step}")
+        assert_close(to_numpy(layer.moving_quadratic_mean), oracle.running_phi, f"moving, step {step}")
+
+
 class _InputGradientProbe(keras.layers.Layer):
     """Adds a zero weight of the input's full shape: after an SGD(1) step it holds -dL/dx."""
 

@@ -1,5 +1,6 @@
 """keras-norms: research normalization layers for Keras 3, on TensorFlow, JAX and PyTorch."""
 
+from keras_norms import activations
 from keras_norms import layers
 from keras_norms import ops
 from keras_norms.registry import get
@@ -7,4 +8,4 @@ from keras_norms.registry import names
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["get", "layers", "names", "ops"]
+__all__ = ["activations", "get", "layers", "names", "ops"]

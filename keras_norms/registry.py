@@ -3,9 +3,11 @@
 >>> layer = keras_norms.get("evonorm_s0", groups=8)
 """
 
+from keras_norms import activations
 from keras_norms import layers
 
 _LAYERS = {
+    "crrelu": activations.CRReLU,
     "evonorm_b0": layers.EvoNormB0,
     "evonorm_b1": layers.EvoNormB1,
     "evonorm_b2": layers.EvoNormB2,

@@ -171,10 +171,24 @@ class _MaskEcho(keras.layers.Layer):
         return input_shape[:-1]
 
 
+class _AttachMask(keras.layers.Layer):
+    """`[x, mask] -> x` carrying `mask` as its Keras mask, as an Embedding or Masking layer would."""
+
+    def call(self, inputs):
+        return inputs[0]
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return inputs[1]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
 def _check_mask_propagation(layer, x, mask):
     inputs = keras.Input(x.shape[1:])
     mask_input = keras.Input(mask.shape[1:], dtype="bool")
-    outputs = layer(inputs, mask=mask_input)
+    # The layer receives the mask the way Keras hands it on, not as an explicit argument.
+    outputs = layer(_AttachMask()([inputs, mask_input]))
     echo = _MaskEcho()(outputs)
     model = keras.Model([inputs, mask_input], [outputs, echo])
     y, received = model([x, mask], training=False)

@@ -189,13 +189,14 @@ def test_mixed_float16_training_tracks_float32_statistics(rng):
     # A mixed_float16 model compiles with a LossScaleOptimizer (initial scale 2**15).
     keras.config.set_dtype_policy("mixed_float16")
     layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=WARMUP)
-    model, _ = power_norm_model(layer, jit_compile=False)
+    model, probe = power_norm_model(layer, jit_compile=False)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     oracle = PowerNorm(CHANNELS, np.ones(CHANNELS), np.zeros(CHANNELS), eps=1e-5, alpha_fwd=0.9,
                        alpha_bkw=0.9, warmup_iters=WARMUP, groups=GROUPS)
     for _ in range(5):
         layer.gamma.assign(np.ones(CHANNELS, "float32"))
         layer.beta.assign(np.zeros(CHANNELS, "float32"))
+        probe.delta.assign(np.zeros((BATCH, TIME, CHANNELS), "float32"))
         x = rng.standard_normal((BATCH, TIME, CHANNELS)) * 2 + 0.5
         mask = padding_mask(rng)
         # Small upstream gradients: times the 2**15 loss scale they stay within float16.

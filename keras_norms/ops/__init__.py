@@ -4,8 +4,13 @@ from keras_norms.ops.evonorm import evonorm_b0
 from keras_norms.ops.evonorm import evonorm_b1
 from keras_norms.ops.evonorm import evonorm_b2
 from keras_norms.ops.evonorm import evonorm_s
+from keras_norms.ops.losses import log_mean_logistic_loss
+from keras_norms.ops.losses import log_softplus
+from keras_norms.ops.losses import tau_dro_cross_entropy
+from keras_norms.ops.losses import z_loss
 from keras_norms.ops.power_norm import group_scaling
 from keras_norms.ops.power_norm import power_normalization
+from keras_norms.ops.projection import project_update
 from keras_norms.ops.rms import crms_normalization
 from keras_norms.ops.rms import rms_normalization
 from keras_norms.ops.statistics import masked_mean_square
@@ -19,9 +24,14 @@ __all__ = [
     "evonorm_b2",
     "evonorm_s",
     "group_scaling",
+    "log_mean_logistic_loss",
+    "log_softplus",
     "masked_mean_square",
     "masked_moments",
     "power_normalization",
+    "project_update",
     "rms_normalization",
+    "tau_dro_cross_entropy",
     "upcast",
+    "z_loss",
 ]

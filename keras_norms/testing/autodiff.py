@@ -110,3 +110,34 @@ def vjp_numpy(layer, x, upstream, training=True, mask=None):
     )
     to_numpy = ops.convert_to_numpy
     return to_numpy(outputs), to_numpy(dx), [np.asarray(to_numpy(g)) for g in dweights]
+
+
+def gradient_numpy(function, *arrays):
+    """`function(*tensors)` (a scalar) and its gradients with respect to each array, as numpy.
+
+    For checking functions that are not layers (losses) by the backend's own autodiff.
+    """
+    backend = keras.backend.backend()
+    tensors = [ops.convert_to_tensor(a) for a in arrays]
+    if backend == "jax":
+        import jax
+
+        value, gradients = jax.value_and_grad(function, argnums=tuple(range(len(tensors))))(*tensors)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            for tensor in tensors:
+                tape.watch(tensor)
+            value = function(*tensors)
+        gradients = tape.gradient(value, tensors)
+    elif backend == "torch":
+        import torch
+
+        tensors = [t.detach().requires_grad_(True) for t in tensors]
+        value = function(*tensors)
+        gradients = torch.autograd.grad(value, tensors)
+    else:
+        raise ValueError(f"gradient_numpy supports jax, tensorflow and torch. Received {backend!r}")
+    to_numpy = ops.convert_to_numpy
+    return float(to_numpy(value)), [np.asarray(to_numpy(g), dtype=np.float64) for g in gradients]

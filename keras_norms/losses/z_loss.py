@@ -1,0 +1,54 @@
+"""Z-loss: a shift- and scale-invariant classification loss on standardized logits.
+
+Paper: de Brebisson & Vincent, "The Z-loss: a shift and scale invariant classification loss
+belonging to the Spherical Family", arXiv 1604.08859. Not the PaLM/T5 "z-loss" (a `log(Z)**2` penalty).
+"""
+
+import keras
+
+from keras_norms.layers.base import check_number
+from keras_norms.ops import losses as loss_ops
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class ZLoss(keras.losses.Loss):
+    """Z-loss from logits and sparse integer labels: `softplus(a * (b - z_label)) / a`.
+
+    `z = (o - mean(o)) / sqrt(var(o) + epsilon)`, the logits `o` standardized over the classes
+    with the population variance. The loss is invariant to `o -> alpha * o + beta` (`alpha > 0`),
+    depends only on `sum(o)`, `sum(o**2)` and `o_label` (the spherical family), and reaches every
+    logit through the mean and the deviation. `a > 0` sets the sharpness and `b` the location;
+    the paper tunes both on validation data (top-1 against top-k) and gives no universal default.
+
+    `epsilon` goes under the square root, not after it: the loss and its gradient stay finite
+    when all logits are equal (`sigma + eps` would still differentiate `sqrt(0)`).
+
+    Args:
+        a: Sharpness, > 0.
+        b: Location of the softplus hinge in standardized units.
+        epsilon: Added to the variance.
+        reduction, name, dtype: As for any `keras.losses.Loss`.
+
+    Example:
+
+    >>> loss = keras_norms.losses.ZLoss(a=1.0, b=1.0)
+    >>> loss(keras.ops.array([2]), keras.ops.array([[1.0, 2.0, 3.0, 4.0]]))  # 1.00726
+    """
+
+    def __init__(
+        self, a=1.0, b=1.0, epsilon=1e-7, reduction="sum_over_batch_size", name="z_loss", dtype=None
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.a = check_number("a", a)
+        if self.a <= 0:
+            raise ValueError(f"`a` must be > 0. Received: a={a!r}")
+        self.b = check_number("b", b)
+        self.epsilon = check_number("epsilon", epsilon, minimum=0.0)
+
+    def call(self, y_true, y_pred):
+        return loss_ops.z_loss(y_true, y_pred, self.a, self.b, self.epsilon)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"a": self.a, "b": self.b, "epsilon": self.epsilon})
+        return config

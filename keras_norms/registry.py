@@ -8,6 +8,8 @@ from keras_norms import layers
 
 _LAYERS = {
     "crrelu": activations.CRReLU,
+    "hermite_activation": activations.HermiteActivation,
+    "interpolated_activation": activations.InterpolatedActivation,
     "evonorm_b0": layers.EvoNormB0,
     "evonorm_b1": layers.EvoNormB1,
     "evonorm_b2": layers.EvoNormB2,

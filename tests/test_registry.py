@@ -1,16 +1,26 @@
 """Layers by name."""
 
+import keras
 import pytest
 
 import keras_norms
 from keras_norms import activations
 from keras_norms import layers
 
+# Constructor arguments without defaults.
+REQUIRED_ARGUMENTS = {"hermite_activation": {"coefficients": [0.0, 1.0]}}
+
+
+def build(name):
+    return keras_norms.get(name, **REQUIRED_ARGUMENTS.get(name, {}))
+
 
 @pytest.mark.parametrize(
     "name, cls",
     [
         ("crrelu", activations.CRReLU),
+        ("hermite_activation", activations.HermiteActivation),
+        ("interpolated_activation", activations.InterpolatedActivation),
         ("evonorm_b0", layers.EvoNormB0),
         ("evonorm_b1", layers.EvoNormB1),
         ("evonorm_b2", layers.EvoNormB2),
@@ -26,14 +36,16 @@ from keras_norms import layers
     ],
 )
 def test_every_name_builds_its_class(name, cls):
-    assert type(keras_norms.get(name)) is cls
+    assert type(build(name)) is cls
     assert name in keras_norms.names()
 
 
 def test_names_cover_every_exported_layer():
-    built = {type(keras_norms.get(name)).__name__ for name in keras_norms.names()}
-    activation_layers = {name for name in activations.__all__ if name[0].isupper()}
-    assert built == set(layers.__all__) | activation_layers
+    built = {type(build(name)) for name in keras_norms.names()}
+    exported = [getattr(layers, n) for n in layers.__all__]
+    exported += [getattr(activations, n) for n in activations.__all__]
+    exported_layers = {c for c in exported if isinstance(c, type) and issubclass(c, keras.layers.Layer)}
+    assert built == exported_layers
 
 
 def test_get_passes_arguments_and_accepts_spelling_variants():

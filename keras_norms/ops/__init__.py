@@ -1,5 +1,8 @@
 """The math of keras-norms, as functions of `keras.ops` tensors: one formula, one place."""
 
+from keras_norms.ops.activations import crrelu
+from keras_norms.ops.activations import hermite_series
+from keras_norms.ops.activations import interpolate
 from keras_norms.ops.evonorm import evonorm_b0
 from keras_norms.ops.evonorm import evonorm_b1
 from keras_norms.ops.evonorm import evonorm_b2
@@ -19,11 +22,14 @@ from keras_norms.ops.statistics import upcast
 
 __all__ = [
     "crms_normalization",
+    "crrelu",
     "evonorm_b0",
     "evonorm_b1",
     "evonorm_b2",
     "evonorm_s",
     "group_scaling",
+    "hermite_series",
+    "interpolate",
     "log_mean_logistic_loss",
     "log_softplus",
     "masked_mean_square",

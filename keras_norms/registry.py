@@ -7,6 +7,8 @@ from keras_norms import activations
 from keras_norms import layers
 
 _LAYERS = {
+    "afkan_dense": layers.AFKANDense,
+    "cosine_classifier": layers.CosineClassifier,
     "crrelu": activations.CRReLU,
     "hermite_activation": activations.HermiteActivation,
     "interpolated_activation": activations.InterpolatedActivation,
@@ -19,9 +21,14 @@ _LAYERS = {
     "evonorm_s0a": layers.EvoNormS0a,
     "evonorm_s1a": layers.EvoNormS1a,
     "evonorm_s2a": layers.EvoNormS2a,
+    "l2_normalize": layers.L2Normalize,
+    "norm_linear": layers.NormLinear,
+    "ortho_transform": layers.OrthoTransform,
     "power_norm": layers.PowerNormalization,
     "rms_norm": layers.RMSNormalization,
     "crms_norm": layers.CRMSNormalization,
+    "snnk_dense": layers.SNNKDense,
+    "temp_net": layers.TempNet,
 }
 
 

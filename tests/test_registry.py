@@ -8,7 +8,14 @@ from keras_norms import activations
 from keras_norms import layers
 
 # Constructor arguments without defaults.
-REQUIRED_ARGUMENTS = {"hermite_activation": {"coefficients": [0.0, 1.0]}}
+REQUIRED_ARGUMENTS = {
+    "afkan_dense": {"units": 3},
+    "cosine_classifier": {"num_classes": 3},
+    "hermite_activation": {"coefficients": [0.0, 1.0]},
+    "norm_linear": {"units": 3},
+    "ortho_transform": {"basis": [[1.0, 0.0], [0.0, 1.0]]},
+    "snnk_dense": {"units": 3, "num_random_features": 8},
+}
 
 
 def build(name):
@@ -18,6 +25,8 @@ def build(name):
 @pytest.mark.parametrize(
     "name, cls",
     [
+        ("afkan_dense", layers.AFKANDense),
+        ("cosine_classifier", layers.CosineClassifier),
         ("crrelu", activations.CRReLU),
         ("hermite_activation", activations.HermiteActivation),
         ("interpolated_activation", activations.InterpolatedActivation),
@@ -30,9 +39,14 @@ def build(name):
         ("evonorm_s0a", layers.EvoNormS0a),
         ("evonorm_s1a", layers.EvoNormS1a),
         ("evonorm_s2a", layers.EvoNormS2a),
+        ("l2_normalize", layers.L2Normalize),
+        ("norm_linear", layers.NormLinear),
+        ("ortho_transform", layers.OrthoTransform),
         ("power_norm", layers.PowerNormalization),
         ("rms_norm", layers.RMSNormalization),
         ("crms_norm", layers.CRMSNormalization),
+        ("snnk_dense", layers.SNNKDense),
+        ("temp_net", layers.TempNet),
     ],
 )
 def test_every_name_builds_its_class(name, cls):

@@ -9,12 +9,23 @@ from keras_norms.layers.evonorm import EvoNormS1
 from keras_norms.layers.evonorm import EvoNormS1a
 from keras_norms.layers.evonorm import EvoNormS2
 from keras_norms.layers.evonorm import EvoNormS2a
+from keras_norms.layers.hyperspherical import CosineClassifier
+from keras_norms.layers.hyperspherical import L2Normalize
+from keras_norms.layers.hyperspherical import add_class_prototypes
+from keras_norms.layers.kan import AFKANDense
+from keras_norms.layers.normalized_linear import NormLinear
+from keras_norms.layers.normalized_linear import OrthoTransform
+from keras_norms.layers.normalized_linear import compute_orthotrans_basis
 from keras_norms.layers.power_norm import PowerNormalization
+from keras_norms.layers.random_features import SNNKDense
 from keras_norms.layers.rms_norm import CRMSNormalization
 from keras_norms.layers.rms_norm import RMSNormalization
+from keras_norms.layers.temperature import TempNet
 
 __all__ = [
+    "AFKANDense",
     "CRMSNormalization",
+    "CosineClassifier",
     "EvoNormB0",
     "EvoNormB1",
     "EvoNormB2",
@@ -24,6 +35,13 @@ __all__ = [
     "EvoNormS1a",
     "EvoNormS2",
     "EvoNormS2a",
+    "L2Normalize",
+    "NormLinear",
+    "OrthoTransform",
     "PowerNormalization",
     "RMSNormalization",
+    "SNNKDense",
+    "TempNet",
+    "add_class_prototypes",
+    "compute_orthotrans_basis",
 ]

@@ -52,6 +52,16 @@ def normalize_axis(name, axis, rank):
     return axis % rank
 
 
+def last_axis_size(input_shape):
+    """The size of the input's last axis, which a layer's weights depend on; raises if unknown."""
+    size = input_shape[-1]
+    if size is None:
+        raise ValueError(
+            f"The last axis of the input must be known. Received: input_shape={tuple(input_shape)}"
+        )
+    return size
+
+
 def broadcast_shape(rank, axes, sizes):
     """The shape `[1, ..., size, ..., 1]` that puts per-channel `sizes` on `axes` of a rank-`rank` tensor."""
     shape = [1] * rank

@@ -105,17 +105,18 @@ def _check_symbolic_call(layer, input_shape):
     for shape in (tuple(input_shape), (None, *input_shape[1:])):
         output = layer(keras.KerasTensor(shape, dtype="float32"))
         expected_shape = tuple(layer.compute_output_shape(shape))
-        assert tuple(output.shape) == expected_shape == shape, (
+        assert tuple(output.shape) == expected_shape, (
             f"symbolic output shape {output.shape}, compute_output_shape {expected_shape}, "
             f"input shape {shape}"
         )
+        assert expected_shape[:1] == shape[:1], f"batch axis changed: {shape} -> {expected_shape}"
         assert output.dtype == layer.compute_dtype, f"symbolic dtype {output.dtype}"
 
 
 def _check_eager_call(layer, x):
     for training in (True, False):
         y = layer(x, training=training)
-        assert tuple(y.shape) == x.shape
+        assert tuple(y.shape) == tuple(layer.compute_output_shape(x.shape))
         assert keras.backend.standardize_dtype(y.dtype) == layer.compute_dtype
         assert np.all(np.isfinite(ops.convert_to_numpy(y))), f"non-finite output, training={training}"
 
@@ -130,7 +131,7 @@ def _check_fit_step(layer_cls, init_kwargs, x, jit_compile, unchanged_by_fit):
     model = _model(layer, x.shape)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit_compile)
     before = [np.array(ops.convert_to_numpy(w.value)) for w in model.weights]
-    target = np.zeros_like(x) + 0.5
+    target = np.zeros(layer.compute_output_shape(x.shape), "float32") + 0.5
     history = model.fit(x, target, batch_size=x.shape[0], epochs=1, verbose=0)
     loss = history.history["loss"][0]
     assert np.isfinite(loss), f"fit loss {loss} with jit_compile={jit_compile}"

@@ -1,0 +1,267 @@
+"""OLinear's layers: NormLinear (a convex-combination Dense) and OrthoTransform (a fixed orthogonal basis).
+
+Paper: Yue, Liu, Li, Wang, Ying, Guo, Xing, Shi, "OLinear: A Linear Model for Time Series
+Forecasting in Orthogonally Transformed Domain", NeurIPS 2025, arXiv 2505.08550. Reference:
+jackyue1994/OLinear (layers/newLinear.py, model/OLinear.py, dataset/Generate_corrmat.ipynb).
+"""
+
+import keras
+import numpy as np
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+
+from keras_norms.layers.base import check_bool
+from keras_norms.layers.base import check_int
+from keras_norms.layers.base import last_axis_size
+from keras_norms.layers.base import normalize_axis
+from keras_norms.ops import linear as linear_ops
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class NormLinear(keras.layers.Layer):
+    """A Dense layer whose kernel is `softplus(K)`, L1-normalized over its input axis.
+
+    `y = x @ A (+ b)` with `A = softplus(K) / max(sum_in softplus(K), 1e-12)`: each output is a
+    convex combination of the inputs (the NormLin layer of OLinear). The kernel is in Keras layout
+    `(in, out)`, so the normalization runs over axis 0; the reference's torch `(out, in)` weight
+    normalizes its last axis. It is an L1 normalization of softplus, not a row softmax. Default
+    init `N(0, 1)` and no bias, as the reference's `newLinear`. The effective kernel is computed in
+    float32 and cast to the compute dtype.
+
+    Args:
+        units: Output size.
+        use_bias: Add a bias (default False).
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+        kernel_constraint, bias_constraint: As for `keras.layers.Dense` (kernel default
+            `RandomNormal(0, 1)`).
+        **kwargs: Base layer keyword arguments.
+
+    Example:
+
+    >>> mixer = keras_norms.layers.NormLinear(32)
+    >>> y = mixer(keras.random.normal((4, 10, 16)))  # (4, 10, 32)
+    """
+
+    def __init__(
+        self,
+        units,
+        use_bias=False,
+        kernel_initializer=None,
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_int("units", units, minimum=1)
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.kernel_initializer = initializers.get(
+            kernel_initializer or initializers.RandomNormal(0.0, 1.0)
+        )
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.supports_masking = True
+        self.autocast = False
+
+    def build(self, input_shape):
+        features = last_axis_size(input_shape)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(features, self.units),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            autocast=False,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                autocast=False,
+            )
+
+    @property
+    def effective_kernel(self):
+        """The normalized kernel `A` actually applied, `(in, units)`, in float32."""
+        return linear_ops.normalized_linear_kernel(ops.convert_to_tensor(self.kernel))
+
+    def call(self, inputs):
+        kernel = ops.cast(self.effective_kernel, self.compute_dtype)
+        outputs = ops.matmul(ops.cast(inputs, self.compute_dtype), kernel)
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, self.compute_dtype)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+            }
+        )
+        return config
+
+
+def _check_basis(basis):
+    array = np.asarray(basis, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
+        raise ValueError(
+            f"`basis` must be a square 2-D array (lag, lag). Received shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError("`basis` must be finite.")
+    return array
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class OrthoTransform(keras.layers.Layer):
+    """A fixed orthogonal change of basis along one axis, plus a learnable offset (OrthoTrans).
+
+    Forward: `y_i = sum_j Q_ij x_j + delta` along `axis`, i.e. `x Q^T` (the series in the
+    decorrelated basis). `inverse=True`: `y_j = sum_i Q_ij x_i + delta`, i.e. `x Q`, back to the
+    time domain (OLinear uses the output basis `Q_out`, built with the horizon as lag, here).
+    `Q` comes from `compute_orthotrans_basis` on the training split; it is a non-trainable float32
+    weight saved with the model (and in the config, so `clone_model` keeps it). `delta` starts at
+    zero and varies along `offset_axes` (default: `axis`; OLinear's `(1, N, 1, T)` offset on a
+    `(B, N, D, T)` input is `offset_axes=(1, 3)`). The reference's per-channel basis option (a Q
+    per variate) is not included.
+
+    Args:
+        basis: The orthogonal matrix `Q`, `(lag, lag)`, rows the basis vectors.
+        inverse: Apply `Q^T` (back to the time domain) instead of `Q`.
+        learn_offset: Add the trainable offset `delta` (default True).
+        axis: The axis of length `lag` to transform (default -1).
+        offset_axes: Axes along which `delta` varies (default `(axis,)`).
+        **kwargs: Base layer keyword arguments.
+
+    Example:
+
+    >>> q = keras_norms.layers.compute_orthotrans_basis(train_series, lag=96)
+    >>> z = keras_norms.layers.OrthoTransform(q)(windows)  # windows: (batch, 96)
+    """
+
+    def __init__(self, basis, inverse=False, learn_offset=True, axis=-1, offset_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.basis = _check_basis(basis)
+        self.inverse = check_bool("inverse", inverse)
+        self.learn_offset = check_bool("learn_offset", learn_offset)
+        self.axis = axis
+        self.offset_axes = None if offset_axes is None else tuple(offset_axes)
+        self.supports_masking = True
+        self.autocast = False
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        self._axis = normalize_axis("axis", self.axis, rank)
+        lag = self.basis.shape[0]
+        if input_shape[self._axis] != lag:
+            raise ValueError(
+                f"The input axis {self.axis} must have the basis size {lag}. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        self.basis_weight = self.add_weight(
+            name="basis",
+            shape=self.basis.shape,
+            initializer=initializers.Constant(self.basis.astype("float32")),
+            trainable=False,
+            autocast=False,
+        )
+        self.offset = None
+        if self.learn_offset:
+            axes = (self._axis,) if self.offset_axes is None else self.offset_axes
+            axes = [normalize_axis("offset_axes", a, rank) for a in axes]
+            shape = [1] * (rank - 1)
+            for a in axes:
+                if input_shape[a] is None:
+                    raise ValueError(f"`offset_axes` axis {a} has unknown size in {input_shape}")
+                shape[a - 1] = input_shape[a]
+            self.offset = self.add_weight(name="offset", shape=tuple(shape), initializer="zeros", autocast=False)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        y = linear_ops.orthogonal_transform(
+            x, ops.convert_to_tensor(self.basis_weight), self._axis, self.inverse
+        )
+        if self.learn_offset:
+            y = y + ops.convert_to_tensor(self.offset)
+        return ops.cast(y, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "basis": self.basis.tolist(),
+                "inverse": self.inverse,
+                "learn_offset": self.learn_offset,
+                "axis": self.axis,
+                "offset_axes": None if self.offset_axes is None else list(self.offset_axes),
+            }
+        )
+        return config
+
+
+def compute_orthotrans_basis(train_array, lag, min_variance=1e-4):
+    """The OrthoTrans basis `Q` of a multivariate series, from its training split only.
+
+    For each channel: the lag matrix `L` (`lag` rows, row `i` = `series[i : n - lag + i + 1]`),
+    its covariance `C = np.cov(L)`, divided column-wise by its diagonal (`C / diag(C)`, the
+    reference's "normalization": `C_ij / C_jj`, not a correlation); channels with a diagonal
+    entry below `min_variance` are skipped; the rest are averaged. `Q` holds the eigenvectors of
+    the average in descending eigenvalue order, one per row. The average is slightly asymmetric;
+    like the reference, `np.linalg.eigh` reads its lower triangle. Eigenvector signs are arbitrary.
+
+    Args:
+        train_array: `(time, channels)` (or `(time,)`) numpy array: the training split only,
+            or the test data leaks into the basis.
+        lag: The window length (the lookback for the input basis, the horizon for the output one).
+        min_variance: Channels whose lag covariance has a diagonal entry below this are skipped.
+
+    Returns:
+        `Q`, a float64 `(lag, lag)` orthogonal matrix.
+    """
+    series = np.asarray(train_array, dtype=np.float64)
+    if series.ndim == 1:
+        series = series[:, None]
+    if series.ndim != 2:
+        raise ValueError(f"`train_array` must be (time, channels). Received shape {series.shape}")
+    lag = check_int("lag", lag, minimum=2)
+    length = series.shape[0]
+    if length < lag + 1:
+        raise ValueError(f"`train_array` needs more than lag={lag} steps. Received {length}")
+    windows = length - lag + 1
+    covariances = []
+    for channel in series.T:
+        lagged = np.stack([channel[i : i + windows] for i in range(lag)])
+        covariance = np.cov(lagged)
+        diagonal = np.diag(covariance)
+        if np.min(diagonal) < min_variance:
+            continue
+        covariances.append(covariance / diagonal)
+    if not covariances:
+        raise ValueError(f"Every channel has a lag variance below min_variance={min_variance}.")
+    _, eigenvectors = np.linalg.eigh(np.mean(covariances, axis=0))
+    return np.flip(eigenvectors.T, axis=0)

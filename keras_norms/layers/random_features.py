@@ -1,0 +1,151 @@
+"""SNNKDense: a dense layer computed as a dot product of random features (Scalable Neural Network Kernels).
+
+Paper: Sehanobish, Choromanski, Zhao, Dubey, Likhosherstov, "Scalable Neural Network Kernels",
+ICLR 2024, arXiv 2310.13225. Reference: arijitthegame/neural-network-kernels src/nnk/nnk.py
+(`NNK_Relu`, `phi_relu_mapping_torch`).
+"""
+
+import keras
+import numpy as np
+from keras import initializers
+from keras import ops
+
+from keras_norms.layers.base import check_bool
+from keras_norms.layers.base import check_int
+from keras_norms.layers.base import last_axis_size
+from keras_norms.layers.base import check_number
+from keras_norms.ops import random_features as feature_ops
+
+
+def gaussian_projection(num_features, dim, orthogonal, seed):
+    """A `(num_features, dim)` Gaussian projection; with `orthogonal=True`, orthogonal random features.
+
+    Orthogonal: blocks of `dim` orthonormal rows (QR of a Gaussian matrix) with each row rescaled
+    to the norm of an independent Gaussian vector (the Performer construction, `scaling=0`), so
+    rows stay marginally Gaussian. numpy's generator: the same seed gives the same projection on
+    every backend.
+    """
+    rng = np.random.default_rng(seed)
+    if not orthogonal:
+        return rng.standard_normal((num_features, dim))
+    blocks = []
+    for _ in range(-(-num_features // dim)):
+        q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+        blocks.append(q.T)
+    rows = np.concatenate(blocks)[:num_features]
+    return rows * np.linalg.norm(rng.standard_normal((num_features, dim)), axis=1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class SNNKDense(keras.layers.Layer):
+    """`y = phi(x) @ psi^T`: a dense layer replaced by disentangled ReLU random features.
+
+    `phi(x) = m**-0.5 * max(x G^T, relu_floor)` with a fixed Gaussian projection `G` (`m` rows,
+    `num_random_features`). `psi` (`units x m`) is the trainable parameter, initialized as
+    `phi(W^T)` of a kernel `W` (`init_from_kernel`, Keras layout `(in, units)`, e.g. a trained
+    Dense kernel; default a Glorot-uniform draw). `<phi(x), phi(w_j)>` estimates the arc-cosine
+    kernel `E_g[relu(g.x) relu(g.w_j)] = |x||w_j| (sin t + (pi - t) cos t) / (2 pi)`, not
+    `relu(w_j . x)`, with O(1/sqrt(m)) noise. `G` is a non-trainable float32 weight saved with the
+    model and drawn from `seed`. No bias, like the reference's `NNK_Relu`, unless `use_bias`.
+
+    The reference's exponential (URF) feature variant takes user-supplied callables `A, a` and
+    nodes `xi`, and its asymmetric bias features are complex-valued; neither is included.
+
+    Args:
+        units: Output size.
+        num_random_features: `m` (the reference has no default).
+        relu_floor: `c` in `max(., c)`; below 0 gives leaky-like features (default 0).
+        orthogonal: Orthogonal random features (default False).
+        seed: Seed of `G` (and of the default `W`); None draws one.
+        init_from_kernel: Optional `(in, units)` kernel to initialize `psi` from.
+        use_bias: Add a bias (default False).
+        **kwargs: Base layer keyword arguments.
+
+    Example:
+
+    >>> dense = keras.layers.Dense(64, use_bias=False)  # a trained layer
+    >>> snnk = keras_norms.layers.SNNKDense(64, 256, init_from_kernel=dense.kernel.numpy())
+    """
+
+    def __init__(
+        self,
+        units,
+        num_random_features,
+        relu_floor=0.0,
+        orthogonal=False,
+        seed=None,
+        init_from_kernel=None,
+        use_bias=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_int("units", units, minimum=1)
+        self.num_random_features = check_int("num_random_features", num_random_features, minimum=1)
+        self.relu_floor = check_number("relu_floor", relu_floor)
+        self.orthogonal = check_bool("orthogonal", orthogonal)
+        self.seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else check_int("seed", seed, 0)
+        self.init_from_kernel = None
+        if init_from_kernel is not None:
+            kernel = np.asarray(ops.convert_to_numpy(init_from_kernel), dtype=np.float64)
+            if kernel.ndim != 2 or kernel.shape[1] != self.units:
+                raise ValueError(
+                    f"`init_from_kernel` must be (in, units={self.units}). Received shape {kernel.shape}"
+                )
+            self.init_from_kernel = kernel
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.supports_masking = True
+        self.autocast = False
+
+    def build(self, input_shape):
+        dim = last_axis_size(input_shape)
+        kernel = self.init_from_kernel
+        if kernel is None:
+            limit = np.sqrt(6.0 / (dim + self.units))
+            kernel = np.random.default_rng(self.seed + 1).uniform(-limit, limit, (dim, self.units))
+        elif kernel.shape[0] != dim:
+            raise ValueError(
+                f"`init_from_kernel` has {kernel.shape[0]} input rows; the input has {dim} features."
+            )
+        projection = gaussian_projection(self.num_random_features, dim, self.orthogonal, self.seed)
+        psi = np.maximum(kernel.T @ projection.T, self.relu_floor) / np.sqrt(self.num_random_features)
+        self.projection = self.add_weight(
+            name="projection",
+            shape=projection.shape,
+            initializer=initializers.Constant(projection.astype("float32")),
+            trainable=False,
+            autocast=False,
+        )
+        self.psi = self.add_weight(
+            name="psi", shape=psi.shape, initializer=initializers.Constant(psi.astype("float32")),
+            autocast=False,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros", autocast=False)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        features = feature_ops.relu_random_features(
+            x, ops.convert_to_tensor(self.projection), self.relu_floor
+        )
+        outputs = ops.matmul(features, ops.transpose(ops.convert_to_tensor(self.psi)))
+        if self.use_bias:
+            outputs = outputs + ops.convert_to_tensor(self.bias)
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "num_random_features": self.num_random_features,
+                "relu_floor": self.relu_floor,
+                "orthogonal": self.orthogonal,
+                "seed": self.seed,
+                "use_bias": self.use_bias,
+            }
+        )
+        return config

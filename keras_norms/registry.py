@@ -8,6 +8,7 @@ from keras_norms import layers
 
 _LAYERS = {
     "afkan_dense": layers.AFKANDense,
+    "alpha_batch_norm": layers.AlphaBatchNormalization,
     "cosine_classifier": layers.CosineClassifier,
     "crrelu": activations.CRReLU,
     "hermite_activation": activations.HermiteActivation,
@@ -37,11 +38,16 @@ def names():
     return sorted(_LAYERS)
 
 
-def get(name, **kwargs):
-    """Builds the layer registered as `name` (case-insensitive; `-` or `_`) with `kwargs`."""
+def layer_class(name):
+    """The class registered as `name` (case-insensitive; `-` or `_`)."""
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a string. Received: name={name!r}")
     key = name.lower().replace("-", "_")
     if key not in _LAYERS:
         raise ValueError(f"Unknown layer name: name={name!r}. Expected one of {names()}")
-    return _LAYERS[key](**kwargs)
+    return _LAYERS[key]
+
+
+def get(name, **kwargs):
+    """Builds the layer registered as `name` (case-insensitive; `-` or `_`) with `kwargs`."""
+    return layer_class(name)(**kwargs)

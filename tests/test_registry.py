@@ -26,6 +26,7 @@ def build(name):
     "name, cls",
     [
         ("afkan_dense", layers.AFKANDense),
+        ("alpha_batch_norm", layers.AlphaBatchNormalization),
         ("cosine_classifier", layers.CosineClassifier),
         ("crrelu", activations.CRReLU),
         ("hermite_activation", activations.HermiteActivation),

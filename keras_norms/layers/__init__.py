@@ -1,5 +1,6 @@
 """Keras layers of keras-norms, one file per family; the math lives in `keras_norms.ops`."""
 
+from keras_norms.layers.alpha_batch_norm import AlphaBatchNormalization
 from keras_norms.layers.evonorm import EvoNormB0
 from keras_norms.layers.evonorm import EvoNormB1
 from keras_norms.layers.evonorm import EvoNormB2
@@ -24,6 +25,7 @@ from keras_norms.layers.temperature import TempNet
 
 __all__ = [
     "AFKANDense",
+    "AlphaBatchNormalization",
     "CRMSNormalization",
     "CosineClassifier",
     "EvoNormB0",

@@ -1,0 +1,75 @@
+"""AlphaBatchNormalization: BatchNormalization that mixes its stored statistics with the test batch's.
+
+Paper: You, Li, Zhao, "Test-time Batch Statistics Calibration for Covariate Shift", arXiv 2110.04065.
+Reference (the common implementation): mariodoebler/test-time-adaptation `AlphaBatchNorm`.
+"""
+
+import keras
+from keras import ops
+
+from keras_norms.layers.base import check_number
+from keras_norms.ops import batch_norm as batch_norm_ops
+from keras_norms.ops.statistics import mask_weights
+from keras_norms.ops.statistics import upcast
+
+
+@keras.saving.register_keras_serializable(package="keras_norms")
+class AlphaBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization with statistics `(1 - a) * source + a * test_batch`, `a = test_weight`.
+
+        mu  = (1 - a) * moving_mean     + a * mean_batch
+        var = (1 - a) * moving_variance + a * var_batch_unbiased
+        y   = gamma * (x - mu) / sqrt(var + epsilon) + beta
+
+    The batch statistics are computed in *every* call, training or not (the reference refreshes
+    them only in train mode and silently reuses stale ones under `eval()`), and the stored
+    (source) statistics are never updated: the layer is stateless at test time. `test_weight` is
+    the weight of the **test** statistics, as the reference's `alpha` (default 0.1); papers in
+    this area use both conventions. The test variance is the unbiased one, as the reference's;
+    with a single value per channel (a batch of one dense vector) the biased variance (0) is used.
+
+    It has the weights of `keras.layers.BatchNormalization` (`gamma`, `beta`, `moving_mean`,
+    `moving_variance`) and takes all its arguments, so a trained BN converts with its weights
+    (`keras_norms.surgery.calibrate_batch_statistics`). Masked positions are left out of the batch
+    statistics. Computed in float32.
+
+    Args:
+        test_weight: Weight `a` of the test-batch statistics, in [0, 1]. 0 is plain inference BN,
+            1 is pure test-batch normalization.
+        **kwargs: `keras.layers.BatchNormalization` arguments (`axis`, `epsilon`, ...).
+
+    Example:
+
+    >>> layer = keras_norms.layers.AlphaBatchNormalization(test_weight=0.1)
+    """
+
+    def __init__(self, test_weight=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.test_weight = check_number("test_weight", test_weight, minimum=0.0, maximum=1.0)
+
+    def call(self, inputs, training=None, mask=None):
+        x = upcast(inputs)
+        rank = len(x.shape)
+        axis = self.axis % rank
+        shape = [1] * rank
+        shape[axis] = x.shape[axis]
+        weights = None if mask is None else mask_weights(mask, axis, x.dtype)
+        mean, variance = batch_norm_ops.calibrated_moments(
+            x,
+            self._reduction_axes,
+            ops.reshape(ops.cast(self.moving_mean, x.dtype), shape),
+            ops.reshape(ops.cast(self.moving_variance, x.dtype), shape),
+            self.test_weight,
+            weights,
+        )
+        y = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            y = y * ops.reshape(ops.cast(self.gamma, x.dtype), shape)
+        if self.center:
+            y = y + ops.reshape(ops.cast(self.beta, x.dtype), shape)
+        return ops.cast(y, self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config["test_weight"] = self.test_weight
+        return config

@@ -1,0 +1,20 @@
+"""Test-time batch-statistics calibration (alpha-BN; You, Li, Zhao, arXiv 2110.04065)."""
+
+from keras import ops
+
+from keras_norms.ops.statistics import masked_moments
+
+
+def calibrated_moments(x, axes, source_mean, source_variance, test_weight, weights=None):
+    """`(1 - a) * source + a * test` for the mean and the variance; `a = test_weight`.
+
+    The test statistics are the current batch's over `axes` (masked positions excluded), with the
+    *unbiased* variance (`n / (n - 1)`), as the common reference implementation's inner
+    `BatchNorm2d(momentum=1)` gives. With one value per channel (`n = 1`) the unbiased variance
+    is undefined; the biased one (0) is used instead.
+    """
+    mean, variance, count = masked_moments(x, axes, weights)
+    variance = variance * count / ops.maximum(count - 1.0, 1.0)
+    mean = (1.0 - test_weight) * source_mean + test_weight * mean
+    variance = (1.0 - test_weight) * source_variance + test_weight * variance
+    return mean, variance

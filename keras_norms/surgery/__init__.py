@@ -1,0 +1,13 @@
+"""Model surgery: put keras-norms layers into the models people already have."""
+
+from keras_norms.surgery.batch_norm import calibrate_batch_statistics
+from keras_norms.surgery.batch_norm import freeze_all_but_batchnorm
+from keras_norms.surgery.rewrite import replace_layers
+from keras_norms.surgery.swap import replace_norm_layers
+
+__all__ = [
+    "calibrate_batch_statistics",
+    "freeze_all_but_batchnorm",
+    "replace_layers",
+    "replace_norm_layers",
+]

@@ -10,7 +10,8 @@ copy's blocks in place.
 import keras
 
 
-def _copy(model):
+def copy_model(model):
+    """An independent copy of `model`: same architecture and weights."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
@@ -108,7 +109,7 @@ def replace_layers(model, predicate, convert):
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: {type(model).__name__}")
-    copy = _copy(model)
+    copy = copy_model(model)
     report = []
     fused = set()
     plans = {}

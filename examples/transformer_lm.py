@@ -37,13 +37,15 @@ def load_corpus():
 def norm_factory(name, warmup_steps):
     return {
         # epsilon 1e-5 as in GPT-2 and the PowerNorm code; Keras' default is 1e-3.
-        "layer_norm": lambda: layers.LayerNormalization(epsilon=1e-5),
-        "rms_norm": lambda: keras_norms.layers.RMSNormalization(epsilon=1e-5),
+        "layer_norm": lambda **kw: layers.LayerNormalization(epsilon=1e-5, **kw),
+        "rms_norm": lambda **kw: keras_norms.layers.RMSNormalization(epsilon=1e-5, **kw),
         # groups = heads and warmup = the learning-rate warmup, as in the authors' NMT runs.
-        "power_norm": lambda: keras_norms.layers.PowerNormalization(
-            groups=HEADS, warmup_steps=warmup_steps
+        "power_norm": lambda **kw: keras_norms.layers.PowerNormalization(
+            groups=HEADS, warmup_steps=warmup_steps, **kw
         ),
-        "batch_norm": lambda: layers.BatchNormalization(epsilon=1e-5),
+        "batch_norm": lambda **kw: layers.BatchNormalization(epsilon=1e-5, **kw),
+        # LayerNorm that can be switched to a frozen scale (the --remove-layernorm run).
+        "fake_layer_norm": lambda **kw: keras_norms.layers.FakeLayerNormalization(epsilon=1e-5, **kw),
     }[name]
 
 
@@ -63,6 +65,9 @@ class PositionEmbedding(layers.Layer):
     def call(self, inputs):
         return inputs + self.positions
 
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "width": self.width}
+
 
 def build_model(norm, vocab, length, width, blocks, warmup_steps):
     make_norm = norm_factory(norm, warmup_steps)
@@ -70,14 +75,14 @@ def build_model(norm, vocab, length, width, blocks, warmup_steps):
     x = layers.Embedding(vocab, width)(tokens)
     x = PositionEmbedding(length, width)(x)
     causal = np.tril(np.ones((length, length), bool))[None]
-    for _ in range(blocks):
-        h = make_norm()(x)
+    for i in range(blocks):
+        h = make_norm(name=f"block{i}_ln1")(x)
         h = layers.MultiHeadAttention(HEADS, width // HEADS)(h, h, attention_mask=causal)
         x = x + h
-        h = make_norm()(x)
+        h = make_norm(name=f"block{i}_ln2")(x)
         h = layers.Dense(4 * width, activation="gelu")(h)
         x = x + layers.Dense(width)(h)
-    logits = layers.Dense(vocab)(make_norm()(x))
+    logits = layers.Dense(vocab)(make_norm(name="final_ln")(x))
     return keras.Model(tokens, logits, name=norm)
 
 
@@ -88,30 +93,86 @@ def batches(corpus, length, batch_size, rng):
         yield window[:, :-1], window[:, 1:]
 
 
-def train(norm, data, args):
-    train_corpus, val_corpus, vocab = data
-    keras.utils.set_random_seed(args.seed)
-    model = build_model(norm, vocab, args.length, args.width, args.blocks, args.warmup)
+def compile_model(model, steps, warmup, lr):
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, args.steps - args.warmup, alpha=0.1, warmup_target=args.lr, warmup_steps=args.warmup
+        0.0, steps - warmup, alpha=0.1, warmup_target=lr, warmup_steps=warmup
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
+
+
+def fit(model, corpus, steps, args, rng, callbacks=()):
     history = model.fit(
-        batches(train_corpus, args.length, args.batch_size, rng),
-        steps_per_epoch=args.steps,
+        batches(corpus, args.length, args.batch_size, rng),
+        steps_per_epoch=steps,
         epochs=1,
         shuffle=False,
         verbose=0,
+        callbacks=list(callbacks),
     )
-    seconds = time.perf_counter() - start
+    return history.history["loss"][-1]
+
+
+def validation_loss(model, val_corpus, args, seed):
+    # The same validation windows for every model compared.
+    rng = np.random.default_rng(seed + 1)
     val_x, val_y = next(batches(val_corpus, args.length, args.val_batches * args.batch_size, rng))
-    val_loss = model.evaluate(val_x, val_y, batch_size=args.batch_size, verbose=0)
-    return {"val_loss": val_loss, "train_loss": history.history["loss"][-1], "seconds": seconds}
+    return model.evaluate(val_x, val_y, batch_size=args.batch_size, verbose=0)
+
+
+def train(norm, data, args):
+    train_corpus, val_corpus, vocab = data
+    keras.utils.set_random_seed(args.seed)
+    model = build_model(norm, vocab, args.length, args.width, args.blocks, args.warmup)
+    compile_model(model, args.steps, args.warmup, args.lr)
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    train_loss = fit(model, train_corpus, args.steps, args, rng)
+    seconds = time.perf_counter() - start
+    val_loss = validation_loss(model, val_corpus, args, args.seed)
+    return {"val_loss": val_loss, "train_loss": train_loss, "seconds": seconds, "model": model}
+
+
+def removal_schedule(blocks, start, gap):
+    """The paper's order: every ln2 (MLP), then every ln1 (attention), then the final LN."""
+    return keras_norms.surgery.LayerNormRemovalSchedule.from_groups(
+        [
+            ([f"block{i}_ln2" for i in range(blocks)], start, gap),
+            ([f"block{i}_ln1" for i in range(blocks)], start + blocks * gap, gap),
+            (["final_ln"], start + 2 * blocks * gap, 0),
+        ]
+    )
+
+
+def remove_layernorm(data, args):
+    """Train with LayerNorm, fine-tune while switching every LN to a frozen scale, export LN-free."""
+    train_corpus, val_corpus, _ = data
+    trained = train("fake_layer_norm", data, args)
+    model = trained["model"]
+    gap = max(1, args.removal_steps // (4 * args.blocks + 4))
+    schedule = removal_schedule(args.blocks, gap, gap)
+    # Fine-tune at a lower, constant rate (the reference fine-tunes GPT-2 at 6e-4 for 300 steps).
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.lr / 5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    fit(model, train_corpus, args.removal_steps, args, np.random.default_rng(args.seed + 2), [schedule])
+    fine_tuned = validation_loss(model, val_corpus, args, args.seed)
+    exported, report = keras_norms.surgery.export_without_layernorm(model)
+    exported.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return {
+        "original": trained["val_loss"],
+        "fine_tuned_ln_free": fine_tuned,
+        "exported": validation_loss(exported, val_corpus, args, args.seed),
+        "removed": len(report["removed"]),
+        "sigmas": {
+            layer.name: float(keras.ops.convert_to_numpy(layer.sigma.value))
+            for layer in model.layers
+            if isinstance(layer, keras_norms.layers.FakeLayerNormalization)
+        },
+    }
 
 
 def main(argv=None):
@@ -127,9 +188,14 @@ def main(argv=None):
     parser.add_argument("--val-batches", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="6 steps, a quick check")
+    parser.add_argument(
+        "--remove-layernorm", action="store_true",
+        help="train with LayerNorm, fine-tune it away (arXiv 2507.02559), export LN-free",
+    )
+    parser.add_argument("--removal-steps", type=int, default=100, help="fine-tuning steps")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.steps, args.warmup, args.val_batches = 6, 2, 1
+        args.steps, args.warmup, args.val_batches, args.removal_steps = 6, 2, 1, 12
 
     corpus, vocab = load_corpus()
     split = int(0.9 * len(corpus))
@@ -138,9 +204,18 @@ def main(argv=None):
         f"pydoc topics: {len(corpus):,} characters, vocabulary {vocab}; {args.steps} steps of "
         f"{args.batch_size}x{args.length}; backend {keras.backend.backend()}"
     )
+    if args.remove_layernorm:
+        result = remove_layernorm(data, args)
+        print("\n| model | validation loss (nats/char) |\n|---|---|")
+        print(f"| original (LayerNorm) | {result['original']:.6f} |")
+        print(f"| fine-tuned, every LayerNorm fake ({result['removed']} sites) | {result['fine_tuned_ln_free']:.6f} |")
+        print(f"| exported, no LayerNorm layer | {result['exported']:.6f} |")
+        print(f"\n|exported - fine-tuned| = {abs(result['exported'] - result['fine_tuned_ln_free']):.1e}")
+        return result
     results = {}
     for norm in args.norms:
         results[norm] = train(norm, data, args)
+        del results[norm]["model"]
         print(f"  {norm}: done", flush=True)
     print("\n| normalization | validation loss (nats/char) | mean training loss | seconds |")
     print("|---|---|---|---|")

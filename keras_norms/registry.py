@@ -11,6 +11,7 @@ _LAYERS = {
     "alpha_batch_norm": layers.AlphaBatchNormalization,
     "cosine_classifier": layers.CosineClassifier,
     "crrelu": activations.CRReLU,
+    "fake_layer_norm": layers.FakeLayerNormalization,
     "hermite_activation": activations.HermiteActivation,
     "interpolated_activation": activations.InterpolatedActivation,
     "evonorm_b0": layers.EvoNormB0,

@@ -40,6 +40,7 @@ def build(name):
         ("evonorm_s0a", layers.EvoNormS0a),
         ("evonorm_s1a", layers.EvoNormS1a),
         ("evonorm_s2a", layers.EvoNormS2a),
+        ("fake_layer_norm", layers.FakeLayerNormalization),
         ("l2_normalize", layers.L2Normalize),
         ("norm_linear", layers.NormLinear),
         ("ortho_transform", layers.OrthoTransform),

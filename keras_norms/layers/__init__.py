@@ -10,6 +10,7 @@ from keras_norms.layers.evonorm import EvoNormS1
 from keras_norms.layers.evonorm import EvoNormS1a
 from keras_norms.layers.evonorm import EvoNormS2
 from keras_norms.layers.evonorm import EvoNormS2a
+from keras_norms.layers.fake_layer_norm import FakeLayerNormalization
 from keras_norms.layers.hyperspherical import CosineClassifier
 from keras_norms.layers.hyperspherical import L2Normalize
 from keras_norms.layers.hyperspherical import add_class_prototypes
@@ -37,6 +38,7 @@ __all__ = [
     "EvoNormS1a",
     "EvoNormS2",
     "EvoNormS2a",
+    "FakeLayerNormalization",
     "L2Normalize",
     "NormLinear",
     "OrthoTransform",

@@ -2,15 +2,19 @@
 
 from keras_norms.surgery.batch_norm import calibrate_batch_statistics
 from keras_norms.surgery.batch_norm import freeze_all_but_batchnorm
+from keras_norms.surgery.layer_norm_removal import LayerNormRemovalSchedule
+from keras_norms.surgery.layer_norm_removal import export_without_layernorm
 from keras_norms.surgery.pre_ln import convert_pre_ln
 from keras_norms.surgery.rewrite import copy_model
 from keras_norms.surgery.rewrite import replace_layers
 from keras_norms.surgery.swap import replace_norm_layers
 
 __all__ = [
+    "LayerNormRemovalSchedule",
     "calibrate_batch_statistics",
     "convert_pre_ln",
     "copy_model",
+    "export_without_layernorm",
     "freeze_all_but_batchnorm",
     "replace_layers",
     "replace_norm_layers",

@@ -170,9 +170,8 @@ def convert_pre_ln(model, to="rms"):
                 new_weights[(id(owner), bias_name)] = bias[:-1] if compress else bias
     producer_ids = {id(p) for p in producers}
     norm_cls = CRMSNormalization if compress else RMSNormalization
-    originals = {}
 
-    def clone_function(layer):
+    def choose(layer):
         if isinstance(layer, keras.layers.LayerNormalization):
             return norm_cls(epsilon=layer.epsilon, scale=False, name=layer.name)
         config = layer.get_config()
@@ -183,15 +182,9 @@ def convert_pre_ln(model, to="rms"):
                 config["units"] -= 1
             elif config.get("output_shape") is not None:
                 raise ValueError(f"{layer.name}: set no explicit output_shape to compress it.")
-        clone = type(layer).from_config(config)
-        originals[id(clone)] = layer
-        return clone
+        return config
 
-    converted = keras.models.clone_model(source, clone_function=clone_function)
-    for layer in converted._flatten_layers(include_self=False, recursive=True):
-        original = originals.get(id(layer))
-        if original is not None:
-            _copy_weights(original, layer, new_weights)
+    converted = _rebuild(source, choose, new_weights)
     report = {
         "layer_norms": len(norms),
         "folded_into": [layer.name for layer, _ in consumers],
@@ -199,6 +192,27 @@ def convert_pre_ln(model, to="rms"):
         "to": to,
     }
     return converted, report
+
+
+def _rebuild(source, choose, new_weights):
+    """`clone_model(source)`: `choose(layer)` gives a layer to use as is, or a config to rebuild
+    from; a rebuilt layer takes `new_weights[(id(original sub-layer), name)]`, else the original's."""
+    originals = {}
+
+    def clone_function(layer):
+        choice = choose(layer)
+        if not isinstance(choice, dict):
+            return choice
+        clone = type(layer).from_config(choice)
+        originals[id(clone)] = layer
+        return clone
+
+    model = keras.models.clone_model(source, clone_function=clone_function)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        original = originals.get(id(layer))
+        if original is not None:
+            _copy_weights(original, layer, new_weights)
+    return model
 
 
 def _copy_weights(original, clone, new_weights):

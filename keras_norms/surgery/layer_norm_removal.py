@@ -1,0 +1,129 @@
+"""Removing LayerNorm by fine-tuning: the switching schedule and the LayerNorm-free export.
+
+Paper: Baroni et al., "Transformers Don't Need LayerNorm at Inference Time", arXiv 2507.02559.
+"""
+
+import keras
+import numpy as np
+
+from keras_norms.layers.base import check_int
+from keras_norms.layers.fake_layer_norm import FakeLayerNormalization
+from keras_norms.surgery.pre_ln import _readers
+from keras_norms.surgery.pre_ln import _rebuild
+from keras_norms.surgery.pre_ln import _value
+from keras_norms.surgery.rewrite import copy_model
+
+
+class LayerNormRemovalSchedule(keras.callbacks.Callback):
+    """Switches `FakeLayerNormalization` layers to fake mode at given training steps.
+
+    `steps` maps a layer name to the (0-based, counted over all epochs) training step at whose
+    start it is switched; `from_groups` builds it the reference's way (`LNRemover(start, gap)`):
+    the i-th layer of a group at `start + i * gap`. Reference GPT-2 small schedule: ln_2 of the 12
+    blocks at 20, 22, ..., 42, then ln_1 (Q/K path) at 44, ..., 66, ln_1 (V path) at 68, 71, ...,
+    101, and ln_f at 104.
+
+    Example:
+
+    >>> schedule = LayerNormRemovalSchedule.from_groups([(["b0_ln2", "b1_ln2"], 20, 2), (["ln_f"], 30, 0)])
+    >>> model.fit(x, y, callbacks=[schedule])
+    """
+
+    def __init__(self, steps):
+        super().__init__()
+        if not isinstance(steps, dict) or not steps:
+            raise ValueError(f"`steps` must be a non-empty dict {{layer name: step}}. Received: {steps!r}")
+        self.steps = {name: check_int(f"steps[{name!r}]", step, minimum=0) for name, step in steps.items()}
+        self.step = 0
+
+    @classmethod
+    def from_groups(cls, groups):
+        """`groups`: `[(layer_names, start, gap), ...]`; layer i of a group at `start + i * gap`."""
+        steps = {}
+        for names, start, gap in groups:
+            for i, name in enumerate(names):
+                steps[name] = start + i * gap
+        return cls(steps)
+
+    def _layers(self):
+        found = {
+            layer.name: layer
+            for layer in self.model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, FakeLayerNormalization)
+        }
+        missing = sorted(set(self.steps) - set(found))
+        if missing:
+            raise ValueError(f"No FakeLayerNormalization named {missing} in the model.")
+        return found
+
+    def on_train_begin(self, logs=None):
+        self._by_name = self._layers()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        switching = [name for name, step in self.steps.items() if step == self.step]
+        if switching and hasattr(self.model, "jax_state_sync"):
+            # On jax, fit keeps the variables in its own state between steps: write it back
+            # first, so the trainer reloads it (with the switch) before the next step.
+            self.model.jax_state_sync()
+        for name in switching:
+            self._by_name[name].set_fake()
+        self.step += 1
+
+
+def export_without_layernorm(model):
+    """A copy of `model` whose fake LayerNorms are folded into the layers that read them.
+
+    A fake `FakeLayerNormalization` computes `(x - mean(x)) / sigma * gamma + beta`, a linear map:
+    for each Dense or MultiHeadAttention (query, key, value) reader,
+    `W' = C diag(gamma / sigma) W` (`C = I - 11^T / d`, the centering) and `b' = b + beta W`.
+    The norm layers become `keras.layers.Identity` (no computation). Every
+    `FakeLayerNormalization` must be in fake mode. The export equals the fine-tuned fake model
+    up to rounding.
+
+    Returns:
+        `(new_model, report)`: the report lists the removed norms and the layers they went into.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a functional keras.Model. Received: {type(model).__name__}")
+    source = copy_model(model)
+    norms = [l for l in source.layers if isinstance(l, FakeLayerNormalization)]
+    if not norms:
+        raise ValueError(f"`model` has no FakeLayerNormalization layer: {model.name}")
+    real = [n.name for n in norms if float(keras.ops.convert_to_numpy(n.is_fake.value)) != 1.0]
+    if real:
+        raise ValueError(f"These layers are still real LayerNorms; switch them to fake first: {real}")
+    new_weights = {}
+    folded_into = []
+    for norm in norms:
+        scale = _value(norm.gamma) / float(_value(norm.sigma))
+        beta = _value(norm.beta)
+        for reader in _readers(norm):
+            if isinstance(reader, keras.layers.Dense):
+                parts = [reader]
+            elif isinstance(reader, keras.layers.MultiHeadAttention):
+                parts = [reader._query_dense, reader._key_dense, reader._value_dense]
+            else:
+                raise ValueError(f"{reader.name} ({type(reader).__name__}) reads {norm.name}: "
+                                 "only Dense and MultiHeadAttention readers can be folded.")
+            for dense in parts:
+                kernel = _value(dense.kernel)
+                scaled = kernel * scale.reshape((-1,) + (1,) * (kernel.ndim - 1))
+                new_weights[(id(dense), "kernel")] = scaled - scaled.mean(axis=0, keepdims=True)
+                shift = np.tensordot(beta, kernel, axes=(0, 0))
+                if dense.bias is None:
+                    if np.any(shift != 0):
+                        raise ValueError(f"{dense.name} has no bias to take {norm.name}'s beta.")
+                else:
+                    new_weights[(id(dense), "bias")] = _value(dense.bias) + shift
+            folded_into.append(reader.name)
+    readers = {id(r) for norm in norms for r in _readers(norm)}
+
+    def choose(layer):
+        if isinstance(layer, FakeLayerNormalization):
+            return keras.layers.Identity(name=layer.name)
+        if id(layer) not in readers:
+            return layer  # `source` is a private copy: share its untouched layers
+        return layer.get_config()
+
+    exported = _rebuild(source, choose, new_weights)
+    return exported, {"removed": [n.name for n in norms], "folded_into": folded_into}

@@ -39,9 +39,11 @@ def oracle_call(x, values, **kwargs):
 @pytest.mark.parametrize("func", list(oracle.FUNCTIONS))
 @pytest.mark.parametrize("func_norm", ["none", "global", "per_sample"])
 def test_matches_oracle(func, func_norm, rng):
-    x = rng.standard_normal((6, 5)).astype("float32")
+    # 16 input features: with 5, cubic2 under the global min-max feeds LayerNorm nearly constant
+    # vectors in ~2% of draws, and even the float32 numpy oracle is then 1e-5..8e-5 off float64.
+    x = rng.standard_normal((6, 16)).astype("float32")
     layer = AFKANDense(3, func=func, func_norm=func_norm)
-    values = randomized(layer, 5, rng)
+    values = randomized(layer, 16, rng)
     expected = oracle_call(x.astype(np.float64), values, func=func, func_norm=func_norm)
     got = keras.ops.convert_to_numpy(layer(x))
     np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())
@@ -66,12 +68,19 @@ def test_gradients_match_complex_step(temperature, rng):
 
 
 def test_global_func_norm_is_batch_dependent_and_per_sample_is_not(rng):
-    x = rng.standard_normal((4, 5)).astype("float32")
+    # A sample that holds both extremes of the batch is unaffected by the others, so "global"
+    # is checked on several batches; "per_sample" and "none" must be independent on all.
+    batches = [rng.standard_normal((8, 5)).astype("float32") for _ in range(5)]
     for func_norm, dependent in (("global", True), ("per_sample", False), ("none", False)):
         layer = AFKANDense(3, func_norm=func_norm)
-        alone = keras.ops.convert_to_numpy(layer(x[:1]))
-        in_batch = keras.ops.convert_to_numpy(layer(x))[:1]
-        assert (np.abs(alone - in_batch).max() > 1e-6) == dependent, func_norm
+        differences = [
+            np.abs(keras.ops.convert_to_numpy(layer(x[:1])) - keras.ops.convert_to_numpy(layer(x))[:1]).max()
+            for x in batches
+        ]
+        if dependent:
+            assert max(differences) > 1e-5, func_norm
+        else:
+            assert max(differences) < 1e-6, func_norm
 
 
 def test_counts_only_the_weights_it_uses():

@@ -97,6 +97,14 @@ def main(argv=None):
         mlp_width=4 * args.width,
     )
     inputs = inputs_for(model, args.batch_size)
+    results = compare_and_time(model, inputs, np.zeros(inputs[0].shape, "int32"), args.repeats)
+    print(f"\nbackend {keras.backend.backend()}, width {args.width}, {args.blocks} blocks, batch {args.batch_size}")
+    print_table(results)
+    return results
+
+
+def compare_and_time(model, inputs, labels, repeats):
+    """Converts the Pre-LN `model` to RMS and CRMS; output differences and median step times."""
     reference = keras.ops.convert_to_numpy(model.predict_on_batch(inputs))
     models = {"ln": model}
     for name in ("rms", "crms"):
@@ -105,19 +113,19 @@ def main(argv=None):
     for name, converted in models.items():  # compare all before timing trains any of them
         output = keras.ops.convert_to_numpy(converted.predict_on_batch(inputs))
         results[name] = {"max_relative_difference": float(np.abs(output - reference).max() / np.abs(reference).max())}
-    labels = np.zeros(inputs[0].shape, "int32")
     for converted in models.values():
         converted.compile(keras.optimizers.SGD(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     forward = time_alternating(
         {name: (lambda m=m: keras.ops.convert_to_numpy(m.predict_on_batch(inputs))) for name, m in models.items()},
-        args.repeats,
+        repeats,
     )
-    train = time_alternating(
-        {name: (lambda m=m: m.train_on_batch(inputs, labels)) for name, m in models.items()}, args.repeats
-    )
+    train = time_alternating({name: (lambda m=m: m.train_on_batch(inputs, labels)) for name, m in models.items()}, repeats)
     for name in models:
         results[name].update(forward_s=forward[name], train_step_s=train[name])
-    print(f"\nbackend {keras.backend.backend()}, width {args.width}, {args.blocks} blocks, batch {args.batch_size}")
+    return results
+
+
+def print_table(results):
     print("| model | max relative difference to LN | forward (ms) | train step (ms) | forward speed-up | train speed-up |")
     print("|---|---|---|---|---|---|")
     for name, result in results.items():
@@ -126,7 +134,6 @@ def main(argv=None):
             f"{1e3 * result['train_step_s']:.2f} | {results['ln']['forward_s'] / result['forward_s']:.3f} | "
             f"{results['ln']['train_step_s'] / result['train_step_s']:.3f} |"
         )
-    return results
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from keras_norms.surgery.batch_norm import calibrate_batch_statistics
 from keras_norms.surgery.batch_norm import freeze_all_but_batchnorm
+from keras_norms.surgery.gpt2 import PreNormDecoderBlock
 from keras_norms.surgery.layer_norm_removal import LayerNormRemovalSchedule
 from keras_norms.surgery.layer_norm_removal import export_without_layernorm
 from keras_norms.surgery.pre_ln import convert_pre_ln
@@ -11,6 +12,7 @@ from keras_norms.surgery.swap import replace_norm_layers
 
 __all__ = [
     "LayerNormRemovalSchedule",
+    "PreNormDecoderBlock",
     "calibrate_batch_statistics",
     "convert_pre_ln",
     "copy_model",

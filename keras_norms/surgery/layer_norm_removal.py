@@ -4,13 +4,14 @@ Paper: Baroni et al., "Transformers Don't Need LayerNorm at Inference Time", arX
 """
 
 import keras
-import numpy as np
 
 from keras_norms.layers.base import check_int
 from keras_norms.layers.fake_layer_norm import FakeLayerNormalization
+from keras_norms.surgery.folding import fold
+from keras_norms.surgery.folding import input_projections
+from keras_norms.surgery.folding import value_of
 from keras_norms.surgery.pre_ln import _readers
 from keras_norms.surgery.pre_ln import _rebuild
-from keras_norms.surgery.pre_ln import _value
 from keras_norms.surgery.rewrite import copy_model
 
 
@@ -95,26 +96,16 @@ def export_without_layernorm(model):
     new_weights = {}
     folded_into = []
     for norm in norms:
-        scale = _value(norm.gamma) / float(_value(norm.sigma))
-        beta = _value(norm.beta)
+        scale = value_of(norm.gamma) / float(value_of(norm.sigma))
+        beta = value_of(norm.beta)
         for reader in _readers(norm):
-            if isinstance(reader, keras.layers.Dense):
-                parts = [reader]
-            elif isinstance(reader, keras.layers.MultiHeadAttention):
-                parts = [reader._query_dense, reader._key_dense, reader._value_dense]
-            else:
-                raise ValueError(f"{reader.name} ({type(reader).__name__}) reads {norm.name}: "
-                                 "only Dense and MultiHeadAttention readers can be folded.")
-            for dense in parts:
-                kernel = _value(dense.kernel)
-                scaled = kernel * scale.reshape((-1,) + (1,) * (kernel.ndim - 1))
-                new_weights[(id(dense), "kernel")] = scaled - scaled.mean(axis=0, keepdims=True)
-                shift = np.tensordot(beta, kernel, axes=(0, 0))
-                if dense.bias is None:
-                    if np.any(shift != 0):
-                        raise ValueError(f"{dense.name} has no bias to take {norm.name}'s beta.")
-                else:
-                    new_weights[(id(dense), "bias")] = _value(dense.bias) + shift
+            for dense in input_projections(reader):
+                bias = None if dense.bias is None else value_of(dense.bias)
+                kernel, bias = fold(value_of(dense.kernel), bias, scale, beta, name=reader.name)
+                # The centering (x - mean x) folds in as C = I - 11^T/d on the input side.
+                new_weights[(id(dense), "kernel")] = kernel - kernel.mean(axis=0, keepdims=True)
+                if bias is not None:
+                    new_weights[(id(dense), "bias")] = bias
             folded_into.append(reader.name)
     readers = {id(r) for norm in norms for r in _readers(norm)}
 

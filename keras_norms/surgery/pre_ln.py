@@ -6,18 +6,21 @@ ZixuanJiang/pre-rmsnorm-transformer.
 """
 
 import keras
-import numpy as np
 
 from keras_norms.layers.rms_norm import CRMSNormalization
 from keras_norms.layers.rms_norm import RMSNormalization
+from keras_norms.surgery.folding import affine
+from keras_norms.surgery.folding import compress_input
+from keras_norms.surgery.folding import fold
+from keras_norms.surgery.folding import input_projections
+from keras_norms.surgery.folding import recenter
+from keras_norms.surgery.folding import value_of
+from keras_norms.surgery.gpt2 import convert_gpt2
+from keras_norms.surgery.gpt2 import gpt2_parts
 from keras_norms.surgery.rewrite import copy_model
 
 _PASS_THROUGH = (keras.layers.Dropout, keras.layers.Identity)
 _TARGETS = ("rms", "crms")
-
-
-def _value(variable):
-    return np.asarray(keras.ops.convert_to_numpy(variable.value), dtype=np.float64)
 
 
 def _source(tensor):
@@ -82,22 +85,6 @@ def _plan(model):
     return norms, list(consumers.values()), list(producers.values())
 
 
-def _fold(kernel, bias, gamma, beta):
-    """`W' = gamma W`, `b' = b + beta W` over the input axis 0 of `kernel`."""
-    folded = kernel * gamma.reshape((-1,) + (1,) * (kernel.ndim - 1))
-    shift = np.tensordot(beta, kernel, axes=(0, 0))
-    if bias is None:
-        if np.any(shift != 0):
-            raise ValueError("A LayerNorm with a non-zero beta feeds a layer without a bias.")
-        return folded, None
-    return folded, bias + shift
-
-
-def _compress_input(kernel):
-    # A zero-mean d-vector stored as its first d-1 entries: x_d = -sum(z).
-    return kernel[:-1] - kernel[-1:]
-
-
 def convert_pre_ln(model, to="rms"):
     """A Pre-RMSNorm (`to="rms"`) or Pre-CRMSNorm (`to="crms"`) copy of a Pre-LN `model`.
 
@@ -114,8 +101,14 @@ def convert_pre_ln(model, to="rms"):
     Supports functional models built from `Embedding`, `LayerNormalization`, `Dense`,
     `MultiHeadAttention`, `Add`, activations and dropout (dropout on a branch breaks exactness in
     training only). It checks that the model really is Pre-LN: anything reading the stream other
-    than a LayerNorm or an `Add` raises. keras-hub's GPT-2 (private block norms, tied embeddings)
-    is not supported yet.
+    than a LayerNorm or an `Add` raises.
+
+    Also keras-hub's `GPT2Backbone` and `GPT2CausalLM`. These come back as functional models of
+    `PreNormDecoderBlock`s with the same inputs (`token_ids`, `padding_mask`); `generate()` and
+    presets stay with the original. The causal LM's tied embedding is untied (spec §3.4): the
+    input table is recentered while a separate `lm_head` Dense takes the final LayerNorm's affine.
+    A converted backbone still returns the final LayerNorm's output: an RMSNorm with its `gamma`,
+    `beta` (`"rms"`), or a `decompress` Dense from `d - 1` to `d` features (`"crms"`).
 
     Returns:
         `(new_model, report)`: the report counts the folded, recentered and replaced layers.
@@ -128,46 +121,38 @@ def convert_pre_ln(model, to="rms"):
         raise ValueError(f"`to` must be one of {_TARGETS}. Received: to={to!r}")
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a functional keras.Model. Received: {type(model).__name__}")
+    gpt2 = gpt2_parts(model)
+    if gpt2 is not None:
+        return convert_gpt2(model, *gpt2, to)
     source = copy_model(model)
     norms, consumers, producers = _plan(source)
     compress = to == "crms"
     new_weights = {}
     for layer, reading in consumers:
-        gamma = _value(reading[0].gamma) if reading[0].scale else np.ones(reading[0].gamma.shape)
-        beta = _value(reading[0].beta) if reading[0].center else np.zeros(gamma.shape)
         if any(norm is not reading[0] for norm in reading):
             raise ValueError(f"{layer.name} reads several LayerNorms.")
-        if isinstance(layer, keras.layers.Dense):
-            parts = [(layer, "kernel", "bias")]
-        else:
-            parts = [(layer._query_dense, "kernel", "bias"), (layer._key_dense, "kernel", "bias"),
-                     (layer._value_dense, "kernel", "bias")]
-        for dense, kernel_name, bias_name in parts:
-            kernel = _value(getattr(dense, kernel_name))
-            bias = _value(getattr(dense, bias_name)) if getattr(dense, bias_name, None) is not None else None
-            kernel, bias = _fold(kernel, bias, gamma, beta)
-            if compress:
-                kernel = _compress_input(kernel)
-            new_weights[(id(dense), kernel_name)] = kernel
+        gamma, beta = affine(reading[0], reading[0].input.shape[-1])
+        for dense in input_projections(layer):
+            bias = None if dense.bias is None else value_of(dense.bias)
+            kernel, bias = fold(value_of(dense.kernel), bias, gamma, beta, name=layer.name)
+            new_weights[(id(dense), "kernel")] = compress_input(kernel) if compress else kernel
             if bias is not None:
-                new_weights[(id(dense), bias_name)] = bias
+                new_weights[(id(dense), "bias")] = bias
     for layer in producers:
         if isinstance(layer, keras.layers.Embedding):
-            parts = [(layer, "embeddings", None)]
-        elif isinstance(layer, keras.layers.Dense):
-            parts = [(layer, "kernel", "bias")]
+            owner, kernel_name, bias = layer, "embeddings", None
         else:
-            parts = [(layer._output_dense, "kernel", "bias")]
-        for owner, kernel_name, bias_name in parts:
-            key = (id(owner), kernel_name)
-            kernel = new_weights.get(key, _value(getattr(owner, kernel_name)))
-            kernel = kernel - kernel.mean(axis=-1, keepdims=True)
-            new_weights[key] = kernel[..., :-1] if compress else kernel
-            bias = getattr(owner, bias_name, None) if bias_name else None
-            if bias is not None:
-                bias = _value(bias)
-                bias = bias - bias.mean()
-                new_weights[(id(owner), bias_name)] = bias[:-1] if compress else bias
+            owner = layer if isinstance(layer, keras.layers.Dense) else layer._output_dense
+            kernel_name, bias = "kernel", owner.bias
+        key = (id(owner), kernel_name)
+        kernel, bias = recenter(
+            new_weights.get(key, value_of(getattr(owner, kernel_name))),
+            None if bias is None else value_of(bias),
+            compress,
+        )
+        new_weights[key] = kernel
+        if bias is not None:
+            new_weights[(id(owner), "bias")] = bias
     producer_ids = {id(p) for p in producers}
     norm_cls = CRMSNormalization if compress else RMSNormalization
 
@@ -190,6 +175,7 @@ def convert_pre_ln(model, to="rms"):
         "folded_into": [layer.name for layer, _ in consumers],
         "recentered": [layer.name for layer in producers],
         "to": to,
+        "untied": False,
     }
     return converted, report
 
@@ -223,5 +209,5 @@ def _copy_weights(original, clone, new_weights):
                                               new._trainable_variables + new._non_trainable_variables):
             value = new_weights.get((id(old), old_variable.name))
             if value is None:
-                value = _value(old_variable)
+                value = value_of(old_variable)
             new_variable.assign(value.astype(new_variable.dtype))

@@ -7,6 +7,7 @@ Reference (the common implementation): mariodoebler/test-time-adaptation `AlphaB
 import keras
 from keras import ops
 
+from keras_norms.layers.base import check_bool
 from keras_norms.layers.base import check_number
 from keras_norms.ops import batch_norm as batch_norm_ops
 from keras_norms.ops.statistics import mask_weights
@@ -36,6 +37,11 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
     Args:
         test_weight: Weight `a` of the test-batch statistics, in [0, 1]. 0 is plain inference BN,
             1 is pure test-batch normalization.
+        synchronized: If True (default; `keras.layers.BatchNormalization` defaults to False), the
+            batch statistics are over the global batch of a data-parallel call: an all-reduce of
+            sums and counts under `tf.distribute` or an initialized `torch.distributed` process
+            group (every process must then call the layer), on every backend; under
+            `keras.distribution` on JAX they are global either way. See docs/distributed.md.
         **kwargs: `keras.layers.BatchNormalization` arguments (`axis`, `epsilon`, ...).
 
     Example:
@@ -43,9 +49,11 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
     >>> layer = keras_norms.layers.AlphaBatchNormalization(test_weight=0.1)
     """
 
-    def __init__(self, test_weight=0.1, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, test_weight=0.1, synchronized=True, **kwargs):
+        # Keras' own `synchronized` is TensorFlow-only; this layer does its own reduction.
+        super().__init__(synchronized=False, **kwargs)
         self.test_weight = check_number("test_weight", test_weight, minimum=0.0, maximum=1.0)
+        self.synchronized = check_bool("synchronized", synchronized)
 
     def call(self, inputs, training=None, mask=None):
         x = upcast(inputs)
@@ -61,6 +69,7 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
             ops.reshape(ops.cast(self.moving_variance, x.dtype), shape),
             self.test_weight,
             weights,
+            self.synchronized,
         )
         y = (x - mean) * ops.rsqrt(variance + self.epsilon)
         if self.scale:

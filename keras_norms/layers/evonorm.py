@@ -57,6 +57,11 @@ _BATCH_ARGS = """
             variance `s2_b * n / (n - 1)`, as timm and torch do (`n` counts the valid positions;
             the factor is 1 when `n == 1`). The authors' code (default False) uses the biased one.
         moving_variance_initializer: Initializer of the moving variance (ones).
+        synchronized: If True (default), the batch variance is over the global batch of a
+            data-parallel step: an all-reduce of sums and counts under `tf.distribute` or an
+            initialized `torch.distributed` process group; under `keras.distribution` on JAX it
+            is global either way. False: each TensorFlow / PyTorch replica uses its own shard.
+            See docs/distributed.md.
 """
 
 _SAMPLE_ARGS = """
@@ -183,11 +188,13 @@ class _EvoNormBatch(_EvoNorm):
         apply_act=True,
         bessel_correction=False,
         moving_variance_initializer="ones",
+        synchronized=True,
         **kwargs,
     ):
         super().__init__(axis=axis, epsilon=epsilon, apply_act=apply_act, **kwargs)
         self.momentum = check_number("momentum", momentum, minimum=0.0, maximum=1.0)
         self.bessel_correction = check_bool("bessel_correction", bessel_correction)
+        self.synchronized = check_bool("synchronized", synchronized)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
         self.moving_variance = None
 
@@ -199,13 +206,14 @@ class _EvoNormBatch(_EvoNorm):
                 initializer=self.moving_variance_initializer,
                 trainable=False,
                 autocast=False,
+                aggregation="mean",  # replicas write the same (synchronized) update
             )
 
     def _normalize(self, x, mask, training):
         rank = len(x.shape)
         if training and self.trainable:
             batch_axes = (0,) + self._spatial_axes
-            _, batch_variance, count = norm_ops.masked_moments(x, batch_axes, mask)
+            _, batch_variance, count = norm_ops.masked_moments(x, batch_axes, mask, self.synchronized)
             self._update_moving_variance(batch_variance, count)
         else:
             batch_variance = self._parameter(self.moving_variance, rank)
@@ -231,6 +239,7 @@ class _EvoNormBatch(_EvoNorm):
             {
                 "momentum": self.momentum,
                 "bessel_correction": self.bessel_correction,
+                "synchronized": self.synchronized,
                 "moving_variance_initializer": initializers.serialize(
                     self.moving_variance_initializer
                 ),

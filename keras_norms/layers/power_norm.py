@@ -101,6 +101,11 @@ class PowerNormalization(NormalizationBase):
         scale: If True, multiply by `gamma`.
         exact_gradient: If True, plain autodiff through the statistics instead of the
             approximate backward pass (no backward statistic), kept for comparison.
+        synchronized: If True (default), every batch reduction (`psi2`, and the backward pass's
+            means over positions) is over the global batch of a data-parallel step: an
+            all-reduce of sums and counts under `tf.distribute` or an initialized
+            `torch.distributed` process group; under `keras.distribution` on JAX it is global
+            either way. See docs/distributed.md.
         beta_initializer, gamma_initializer: Initializers of `beta` (zeros) and `gamma` (ones).
         beta_regularizer, gamma_regularizer: Optional regularizers.
         beta_constraint, gamma_constraint: Optional constraints.
@@ -129,6 +134,7 @@ class PowerNormalization(NormalizationBase):
         center=True,
         scale=True,
         exact_gradient=False,
+        synchronized=True,
         **kwargs,
     ):
         super().__init__(epsilon=epsilon, center=center, scale=scale, **kwargs)
@@ -138,6 +144,7 @@ class PowerNormalization(NormalizationBase):
         self.warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
         self.groups = check_int("groups", groups, minimum=1)
         self.exact_gradient = check_bool("exact_gradient", exact_gradient)
+        self.synchronized = check_bool("synchronized", synchronized)
         self.moving_quadratic_mean = None
         self.backward_statistic = None
         self.backward_loss_scale = None
@@ -164,6 +171,7 @@ class PowerNormalization(NormalizationBase):
             initializer="ones",
             trainable=False,
             autocast=False,
+            aggregation="mean",  # replicas write the same (synchronized) update
         )
         if not self.exact_gradient:
             # Their "gradients" are their new values, written by the optimizer (see docstring).
@@ -184,7 +192,8 @@ class PowerNormalization(NormalizationBase):
                 overwrite_with_gradient=True,
             )
         self.step = self.add_weight(
-            name="step", shape=(), initializer="zeros", dtype="int32", trainable=False
+            name="step", shape=(), initializer="zeros", dtype="int32", trainable=False,
+            aggregation="only_first_replica",
         )
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
 
@@ -208,7 +217,7 @@ class PowerNormalization(NormalizationBase):
                     f"mask.shape={mask.shape}, inputs.shape={xs.shape}"
                 )
             mask = mask_weights(mask, self._channel_axis, xs.dtype)
-        quadratic_mean = norm_ops.masked_mean_square(xs, self._reduce_axes, mask)
+        quadratic_mean = norm_ops.masked_mean_square(xs, self._reduce_axes, mask, self.synchronized)
         step = ops.convert_to_tensor(self.step) + 1
         in_warmup = step <= self.warmup_steps
         if self.exact_gradient:
@@ -226,6 +235,7 @@ class PowerNormalization(NormalizationBase):
                 epsilon=self.epsilon,
                 alpha_bkw=self.alpha_bkw,
                 reduce_axes=self._reduce_axes,
+                synchronized=self.synchronized,
             )
             self.add_loss(auxiliary_loss)
         # State last: on torch and tensorflow, tensors read from variables share their storage.
@@ -250,6 +260,7 @@ class PowerNormalization(NormalizationBase):
                 "warmup_steps": self.warmup_steps,
                 "groups": self.groups,
                 "exact_gradient": self.exact_gradient,
+                "synchronized": self.synchronized,
             }
         )
         return config

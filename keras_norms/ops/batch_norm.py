@@ -5,15 +5,16 @@ from keras import ops
 from keras_norms.ops.statistics import masked_moments
 
 
-def calibrated_moments(x, axes, source_mean, source_variance, test_weight, weights=None):
+def calibrated_moments(x, axes, source_mean, source_variance, test_weight, weights=None, synchronized=False):
     """`(1 - a) * source + a * test` for the mean and the variance; `a = test_weight`.
 
     The test statistics are the current batch's over `axes` (masked positions excluded), with the
     *unbiased* variance (`n / (n - 1)`), as the common reference implementation's inner
     `BatchNorm2d(momentum=1)` gives. With one value per channel (`n = 1`) the unbiased variance
-    is undefined; the biased one (0) is used instead.
+    is undefined; the biased one (0) is used instead. `synchronized`: over the global batch of a
+    data-parallel step (`masked_moments`).
     """
-    mean, variance, count = masked_moments(x, axes, weights)
+    mean, variance, count = masked_moments(x, axes, weights, synchronized)
     variance = variance * count / ops.maximum(count - 1.0, 1.0)
     mean = (1.0 - test_weight) * source_mean + test_weight * mean
     variance = (1.0 - test_weight) * source_variance + test_weight * variance

@@ -9,6 +9,8 @@ the code's `running_phi`, and `backward_statistic` is the code's `ema_gz`.
 
 from keras import ops
 
+from keras_norms.ops.distributed import cross_replica_sum
+from keras_norms.ops.statistics import masked_mean_square
 from keras_norms.ops.statistics import split_groups
 
 # The authors' GroupScaling1D hard-wires its own epsilon; the layer's epsilon is not used there.
@@ -40,7 +42,7 @@ def updated_moving_quadratic_mean(moving, quadratic_mean, step, warmup_steps, al
 
 
 def power_normalization(xs, quadratic_mean, normalizer, scaled_statistic, statistic_scale, *,
-                        epsilon, alpha_bkw, reduce_axes):
+                        epsilon, alpha_bkw, reduce_axes, synchronized=False):
     """`z = xs / sqrt(normalizer + eps)` with the code's approximate backward pass, by plain autodiff.
 
     Returns `(z, auxiliary_loss)`; `auxiliary_loss` is zero-valued and must be added to the
@@ -58,6 +60,10 @@ def power_normalization(xs, quadratic_mean, normalizer, scaled_statistic, statis
     `statistic = scaled_statistic / statistic_scale` is right whether or not `S` changed between
     steps (without loss scaling `S = 1`). The correction `-nu * z / sqrt(.)` enters through the
     auxiliary loss for the same reason: it must be scaled by `S` like `g`.
+
+    With `synchronized`, the means over positions (`positions`, the decay's mean of `z**2`) are
+    over every replica's positions, so that averaging the replicas' gradients, as data-parallel
+    training does, gives the single-device values.
     """
     sg = ops.stop_gradient
     batch_rsqrt = ops.rsqrt(sg(quadratic_mean) + epsilon)
@@ -67,11 +73,13 @@ def power_normalization(xs, quadratic_mean, normalizer, scaled_statistic, statis
     for axis in reduce_axes:
         positions = positions * ops.shape(xs)[axis]
     positions = ops.cast(positions, xs.dtype)
+    if synchronized:  # the means over positions are over the global batch
+        positions = cross_replica_sum(positions)
     # Value z_value; d/dxs = batch_rsqrt; d/dscaled_statistic = sum(g * z) / positions.
     z = z_value + (xs - sg(xs)) * batch_rsqrt
     z = z + (scaled_statistic - sg(scaled_statistic)) * z_value / positions
     nu = (1.0 - alpha_bkw) * statistic
-    decay = 1.0 - (1.0 - alpha_bkw) * ops.mean(ops.square(z_value), axis=reduce_axes, keepdims=True)
+    decay = 1.0 - (1.0 - alpha_bkw) * masked_mean_square(z_value, reduce_axes, synchronized=synchronized)
     auxiliary = (
         ops.sum(sg(-nu * z_value * batch_rsqrt) * xs)
         + ops.sum(scaled_statistic * sg(statistic * decay))

@@ -12,6 +12,8 @@ positions; statistics over features alone (per token) never see the mask.
 from keras import backend
 from keras import ops
 
+from keras_norms.ops.distributed import cross_replica_sum
+
 
 def upcast(x):
     """Casts `x` to at least float32: float16/bfloat16 moments overflow or lose the variance.
@@ -32,21 +34,25 @@ def mask_weights(mask, channel_axis, dtype):
     return ops.expand_dims(ops.cast(mask, dtype), channel_axis)
 
 
-def masked_sum_and_count(x, axes, weights=None):
+def masked_sum_and_count(x, axes, weights=None, synchronized=False):
     """`sum(x * weights)` and `sum(weights)` (broadcast to `x`) over `axes`, keeping dims.
 
-    Sums and counts, not means: they add up across masked, uneven or distributed shards.
+    Sums and counts, not means: they add up across masked, uneven or distributed shards. With
+    `synchronized`, both are summed over the replicas of a data-parallel step
+    (`keras_norms.ops.distributed.cross_replica_sum`).
     """
     if weights is None:
         count = 1
         for axis in axes:
             count = count * ops.shape(x)[axis]
-        return ops.sum(x, axis=axes, keepdims=True), ops.cast(count, x.dtype)
-    weights = ops.broadcast_to(weights, ops.shape(x))
-    return (
-        ops.sum(x * weights, axis=axes, keepdims=True),
-        ops.sum(weights, axis=axes, keepdims=True),
-    )
+        total, count = ops.sum(x, axis=axes, keepdims=True), ops.cast(count, x.dtype)
+    else:
+        weights = ops.broadcast_to(weights, ops.shape(x))
+        total = ops.sum(x * weights, axis=axes, keepdims=True)
+        count = ops.sum(weights, axis=axes, keepdims=True)
+    if synchronized:
+        total, count = cross_replica_sum(total), cross_replica_sum(count)
+    return total, count
 
 
 def _safe_divide(total, count):
@@ -54,21 +60,23 @@ def _safe_divide(total, count):
     return total / ops.maximum(count, 1.0)
 
 
-def masked_moments(x, axes, weights=None):
+def masked_moments(x, axes, weights=None, synchronized=False):
     """Returns `(mean, variance, count)` of `x` over `axes` (dims kept), excluding weight-0 positions.
 
     The variance is biased (divides by the count) and computed in two passes, so it is never
     negative. `count` is the number of valid elements reduced over, for Bessel corrections.
+    With `synchronized`, all three are over the global batch of a data-parallel step (two
+    all-reduces: the sums and counts, then the squared deviations from the global mean).
     """
-    total, count = masked_sum_and_count(x, axes, weights)
+    total, count = masked_sum_and_count(x, axes, weights, synchronized)
     mean = _safe_divide(total, count)
-    squared_deviation, _ = masked_sum_and_count(ops.square(x - mean), axes, weights)
+    squared_deviation, _ = masked_sum_and_count(ops.square(x - mean), axes, weights, synchronized)
     return mean, _safe_divide(squared_deviation, count), count
 
 
-def masked_mean_square(x, axes, weights=None):
+def masked_mean_square(x, axes, weights=None, synchronized=False):
     """Returns `mean(x**2)` over `axes` (dims kept), excluding weight-0 positions."""
-    total, count = masked_sum_and_count(ops.square(x), axes, weights)
+    total, count = masked_sum_and_count(ops.square(x), axes, weights, synchronized)
     return _safe_divide(total, count)
 
 

@@ -3,6 +3,7 @@
 import keras
 
 from keras_norms.layers.alpha_batch_norm import AlphaBatchNormalization
+from keras_norms.layers.base import check_bool
 from keras_norms.layers.base import check_number
 from keras_norms.surgery.rewrite import replace_layers
 
@@ -54,13 +55,15 @@ def _size(weight):
     return size
 
 
-def calibrate_batch_statistics(model, test_weight=0.1):
+def calibrate_batch_statistics(model, test_weight=0.1, synchronized=True):
     """`model` with every BatchNormalization replaced by an `AlphaBatchNormalization`.
 
     Each replacement has the BN's config and weights and `test_weight` (the weight of the test
     batch's statistics; 0.1 as the common reference's default). Use it at test time on shifted
     data; evaluate with batches, since the statistics come from each batch. Layers that are not
-    BN are shared with `model`, not copied.
+    BN are shared with `model`, not copied. `synchronized` (default True, whatever the BN had):
+    test-batch statistics over the global batch when evaluating data-parallel
+    (`AlphaBatchNormalization`).
 
     Returns:
         `(new_model, report)`: the report lists the replaced layers' paths.
@@ -71,10 +74,11 @@ def calibrate_batch_statistics(model, test_weight=0.1):
     >>> calibrated.evaluate(x_shifted, y, batch_size=64)
     """
     test_weight = check_number("test_weight", test_weight, minimum=0.0, maximum=1.0)
+    synchronized = check_bool("synchronized", synchronized)
 
     def convert(layer, consumer):
         config = layer.get_config()
-        config["test_weight"] = test_weight
+        config.update(test_weight=test_weight, synchronized=synchronized)
         replacement = AlphaBatchNormalization.from_config(config)
         return replacement, layer.get_weights()
 

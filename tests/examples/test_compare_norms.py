@@ -17,3 +17,19 @@ def test_compare_norms_smoke(capsys):
         assert math.isfinite(result["loss"]) and result["loss"] > 0, norm
         assert result["step_ms"] > 0, norm
     assert "| evonorm_b0 |" in capsys.readouterr().out
+
+
+def test_compare_norms_distribute_smoke(capsys):
+    """--distribute: keras.distribution on JAX, tf.distribute on TensorFlow, a clear refusal on torch."""
+    import keras
+    import pytest
+
+    arguments = ["--smoke", "--distribute", "--norms", "bn_relu", "evonorm_b0"]
+    if keras.backend.backend() == "torch":
+        with pytest.raises(SystemExit, match="DistributedDataParallel"):
+            compare_norms.main(arguments)
+        return
+    results = compare_norms.main(arguments)
+    assert all(math.isfinite(r["loss"]) for r in results.values())
+    assert "replica" in capsys.readouterr().out
+    assert keras.distribution.distribution() is None  # not left set for what runs next

@@ -84,9 +84,11 @@ def test_gradients_match_complex_step(rng):
         np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())
 
 
-def test_bad_test_weight_raises():
+def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="test_weight"):
         AlphaBatchNormalization(test_weight=1.5)
+    with pytest.raises(TypeError, match="synchronized"):
+        AlphaBatchNormalization(synchronized="no")
 
 
 def test_registered_by_name():

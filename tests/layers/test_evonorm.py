@@ -222,6 +222,7 @@ def test_bad_input_raises_at_build(kwargs, shape, error, match):
         (layers.EvoNormB0, {"epsilon": -1.0}, ValueError, "epsilon"),
         (layers.EvoNormB0, {"apply_act": "yes"}, TypeError, "apply_act"),
         (layers.EvoNormB1, {"bessel_correction": 1}, TypeError, "bessel_correction"),
+        (layers.EvoNormB2, {"synchronized": "yes"}, TypeError, "synchronized"),
         (layers.EvoNormS0, {"groups": 0}, ValueError, "groups"),
         (layers.EvoNormS2, {"group_size": 2.5}, TypeError, "group_size"),
         (layers.EvoNormS0, {"axis": "last"}, TypeError, "axis"),

@@ -267,6 +267,7 @@ def test_exact_gradient_is_plain_autodiff_through_the_batch_statistic(rng):
         ({"warmup_steps": 2.5}, TypeError, "warmup_steps"),
         ({"groups": 0}, ValueError, "groups"),
         ({"exact_gradient": "no"}, TypeError, "exact_gradient"),
+        ({"synchronized": 1}, TypeError, "synchronized"),
     ],
 )
 def test_bad_arguments_raise_at_construction(kwargs, error, match):

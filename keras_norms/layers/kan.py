@@ -55,7 +55,9 @@ class AFKANDense(keras.layers.Layer):
     run, turns it off. `"global"` reproduces that reference mode; `"per_sample"` does the same
     scaling per sample, independent of the batch. `norm="layer"` is LayerNorm over D
     (epsilon 1e-5, own gamma/beta), `"batch"` a Keras BatchNormalization (momentum 0.9, epsilon
-    1e-5: torch's defaults), None nothing. Initializers follow torch (`U(+-1/sqrt(fan_in))`).
+    1e-5: torch's defaults), None nothing. `"global"` and `"batch"` are not synchronized across
+    replicas in data-parallel training (docs/distributed.md). Initializers follow torch
+    (`U(+-1/sqrt(fan_in))`).
     The reference's unused submodules (q/k/v, conv, multi-head attention) are not built, so
     parameter counts count only what is used. Computed in float32.
 

@@ -175,6 +175,8 @@ class PowerNormalization(NormalizationBase):
         )
         if not self.exact_gradient:
             # Their "gradients" are their new values, written by the optimizer (see docstring).
+            # Under tf.distribute, Keras writes each replica's own gradient (of its loss share,
+            # 1 / replicas) before any reduction: "sum" adds them up to the one-device value.
             self.backward_statistic = self.add_weight(
                 name="backward_statistic",
                 shape=(channels,),
@@ -182,6 +184,7 @@ class PowerNormalization(NormalizationBase):
                 trainable=True,
                 autocast=False,
                 overwrite_with_gradient=True,
+                aggregation="sum",
             )
             self.backward_loss_scale = self.add_weight(
                 name="backward_loss_scale",
@@ -190,6 +193,7 @@ class PowerNormalization(NormalizationBase):
                 trainable=True,
                 autocast=False,
                 overwrite_with_gradient=True,
+                aggregation="sum",
             )
         self.step = self.add_weight(
             name="step", shape=(), initializer="zeros", dtype="int32", trainable=False,

@@ -3,8 +3,11 @@
 Run by test_distributed.py as `python -m tests.distributed.tf_worker OUT.npz`. Each replica gets
 a quarter of the global batch; the loss is the usual data-parallel one (per-example sum over the
 global batch size, layer losses over the replica count), and the replicas' gradients are summed.
+Then one `model.fit` step under the strategy, against one device: every variable after it
+(PowerNorm's backward statistic is written by Keras from per-replica gradients, see the layer).
 """
 
+import contextlib
 import sys
 
 import keras
@@ -42,14 +45,25 @@ def main(path):
     initial = model.get_weights()
     outputs, gradients, inference = tf.function(train_step)(model, inputs, targets, 1)
     reference = record(model, outputs.numpy(), gradients, inference.numpy())
+    reference.update(fit_step(None, initial, inputs, targets))
 
     strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(REPLICAS)])
     distributed = run_distributed(strategy, initial, inputs, targets, synchronized=True)
+    distributed.update(fit_step(strategy, initial, inputs, targets))
     unsynchronized = run_distributed(strategy, initial, inputs, targets, synchronized=False)
     reference["replicas"] = np.array(1)
     np.savez(path, **{f"reference/{k}": v for k, v in reference.items()},
              **{f"distributed/{k}": v for k, v in distributed.items()},
              **{f"unsynchronized/{k}": v for k, v in unsynchronized.items()})
+
+
+def fit_step(strategy, initial, inputs, targets):
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = case.build_model()
+        model.set_weights(initial)
+        model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.fit(inputs, targets, batch_size=case.GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
+    return {f"fit/{v.path}": np.asarray(v.numpy()) for v in model.variables}
 
 
 def run_distributed(strategy, initial, inputs, targets, synchronized):

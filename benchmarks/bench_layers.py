@@ -18,6 +18,10 @@ torch runs eager and under `torch.compile`.
 | PowerNormalization (groups=12) | LayerNormalization, BatchNormalization | (32, 512, 768) |
 
 PowerNormalization's pass includes its auxiliary loss (the approximate backward's correction).
+
+`--memory` (jax) also prints the compiled pass's temporary memory, from XLA's
+`memory_analysis()`: the buffers the forward keeps for the backward plus the backward's
+scratch, the input, weights and outputs excluded.
 """
 
 import argparse
@@ -92,6 +96,16 @@ def _pass(factory, shape, jit, rng):
     return lambda: _block(step(x, upstream))
 
 
+def temporary_bytes(factory, shape, seed=0):
+    """XLA's temporary allocation of the jitted forward+backward (jax only)."""
+    rng = np.random.default_rng(seed)
+    x = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
+    layer = factory()
+    layer.build(shape)
+    step = vjp_function(layer, training=True, jit=True)
+    return step.lower(x, x).compile().memory_analysis().temp_size_in_bytes
+
+
 def time_pair(candidates, jit, warmup, repeats, seed=0):
     """Median milliseconds of one forward+backward pass of each `(factory, shape)` candidate.
 
@@ -117,6 +131,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, 2 repeats: a quick check")
+    parser.add_argument("--memory", action="store_true", help="jax: temporary memory of the compiled pass")
     args = parser.parse_args(argv)
     repeats, warmup = (2, 1) if args.smoke else (args.repeats, args.warmup)
 
@@ -139,6 +154,17 @@ def main(argv=None):
                 f"{builtin_ms:.2f} | {ours_ms / builtin_ms:.2f} |",
                 flush=True,
             )
+    if args.memory:
+        if backend != "jax":
+            raise SystemExit("--memory reads XLA's memory_analysis(): run it with KERAS_BACKEND=jax.")
+        print("\n| ours | built-in | input | ours (MiB) | built-in (MiB) | ratio |")
+        print("|---|---|---|---|---|---|")
+        for name, ours, our_shape, baseline, builtin, builtin_shape in pairs(args.smoke):
+            ours_bytes, builtin_bytes = temporary_bytes(ours, our_shape), temporary_bytes(builtin, builtin_shape)
+            # Under 1 MiB the built-in keeps only per-channel statistics: a ratio would mislead.
+            ratio = f"{ours_bytes / builtin_bytes:.2f}" if builtin_bytes >= 2**20 else "-"
+            print(f"| {name} | {baseline} | {our_shape} | {ours_bytes / 2**20:.1f} | "
+                  f"{builtin_bytes / 2**20:.1f} | {ratio} |", flush=True)
     return rows
 
 

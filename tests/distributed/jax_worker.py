@@ -1,4 +1,7 @@
-"""JAX: one `model.fit` step under `keras.distribution.DataParallel` on 8 devices vs one device.
+"""JAX: one `model.fit` step under `keras.distribution` on 8 devices vs one device.
+
+DataParallel over the 8 devices (with `synchronized` True and False), and ModelParallel on a 4x2
+mesh (batch over 4, two kernels split over 2).
 
 Run by test_distributed.py as `python -m tests.distributed.jax_worker OUT.npz` with
 `XLA_FLAGS=--xla_force_host_platform_device_count=8`: 8 simulated CPU devices.
@@ -49,6 +52,15 @@ def main(path):
         model = case.build_model(synchronized)
         model.set_weights(initial)
         runs[name] = run(model, inputs, targets)
+    # ModelParallel: batch over 4 devices, two kernels split over the other 2.
+    mesh = keras.distribution.DeviceMesh((4, 2), ["batch", "model"], devices=jax.devices())
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map["dense/kernel"] = (None, "model")
+    layout_map["conv2/kernel"] = (None, None, None, "model")
+    keras.distribution.set_distribution(keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch"))
+    model = case.build_model()
+    model.set_weights(initial)
+    runs["model_parallel"] = run(model, inputs, targets)
     np.savez(path, **{f"{name}/{k}": v for name, result in runs.items() for k, v in result.items()})
 
 

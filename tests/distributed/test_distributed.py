@@ -62,6 +62,8 @@ def test_many_devices_give_one_device_statistics(tmp_path):
     assert max(differences.values()) <= TOLERANCE, {k: v for k, v in differences.items() if v > TOLERANCE}
     if keras.backend.backend() == "jax":  # one program over the global batch: global either way
         assert max(largest_difference(results, "unsynchronized", name) for name in compared) <= TOLERANCE
+        assert results["model_parallel/devices"] == 8
+        assert max(largest_difference(results, "model_parallel", name) for name in compared) <= TOLERANCE
     else:  # per-replica statistics are measurably different
         for name in ("outputs", "inference", "state/evonorm_b0/moving_variance",
                      "state/power_norm/moving_quadratic_mean", "gradients/power_norm/backward_statistic"):

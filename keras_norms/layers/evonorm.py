@@ -14,12 +14,14 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
+from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
 from keras_norms.layers.base import NormalizationBase
 from keras_norms.layers.base import broadcast_shape
 from keras_norms.layers.base import check_bool
 from keras_norms.layers.base import check_int
 from keras_norms.layers.base import check_number
+from keras_norms.ops.distributed import replica_count
 from keras_norms.ops.statistics import mask_weights
 from keras_norms.ops.statistics import split_groups
 
@@ -271,6 +273,20 @@ class EvoNormB0(_EvoNormBatch):
     """
 
     uses_v = True
+
+    def _normalize(self, x, mask, training):
+        fused = None
+        if mask is None and not (self.synchronized and replica_count() > 1):
+            fused = fast_paths.get("evonorm_b0")
+        if fused is None:  # the reference: masks and cross-replica statistics
+            return super()._normalize(x, mask, training)
+        rank = len(x.shape)
+        training = bool(training and self.trainable)
+        moving = None if training else self._parameter(self.moving_variance, rank)
+        y, batch_variance, count = fused(x, self._v(rank), moving, self._spatial_axes, self.epsilon)
+        if training:
+            self._update_moving_variance(batch_variance, count)
+        return y
 
     def _formula(self, x, batch_variance, mask):
         _, instance_variance, _ = norm_ops.masked_moments(x, self._spatial_axes, mask)

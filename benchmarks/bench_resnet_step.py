@@ -1,0 +1,77 @@
+"""A ResNet training step with EvoNorm against the same ResNet with BatchNormalization+ReLU.
+
+    KERAS_BACKEND=jax python benchmarks/bench_resnet_step.py [--batch-size 64 --repeats 20]
+
+The model is a CIFAR ResNet-20 (16/32/64 channels, 3 basic blocks per stage) with
+BatchNormalization+ReLU; `keras_norms.surgery.replace_norm_layers` swaps every BN (fusing the ReLU
+that follows) for EvoNormS0 (groups=8) and for EvoNormB0. Each model is compiled as `model.compile`
+does by default (jit on jax and XLA-capable TensorFlow) with SGD, and trained on one random
+batch; the median `train_on_batch` time of the models taking turns is printed, with the ratio to
+BN+ReLU (issue 7's target: EvoNormS0 <= 1.10x on jax). `--no-fast-paths` times the reference ops.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from pre_ln_transformer import time_alternating  # noqa: E402
+
+import keras_norms  # noqa: E402
+
+
+def resnet20(input_shape=(32, 32, 3), classes=10):
+    def bn():
+        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.ReLU()(bn()(keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)))
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(3):
+            strides = 2 if stage > 0 and block == 0 else 1
+            y = keras.layers.Conv2D(filters, 3, strides, padding="same", use_bias=False)(x)
+            y = keras.layers.ReLU()(bn()(y))
+            y = bn()(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y))
+            if strides != 1:
+                x = bn()(keras.layers.Conv2D(filters, 1, strides, use_bias=False)(x))
+            x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes)(x), name="resnet20")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--no-fast-paths", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="batch 4, 2 repeats")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.batch_size, args.repeats = 4, 2
+    keras_norms.backend.set_fast_paths(not args.no_fast_paths)
+    keras.utils.set_random_seed(0)
+    base = resnet20()
+    models = {"bn_relu": base}
+    models["evonorm_s0"], _ = keras_norms.surgery.replace_norm_layers(base, "evonorm_s0", groups=8)
+    models["evonorm_b0"], _ = keras_norms.surgery.replace_norm_layers(base, "evonorm_b0")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch_size, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, args.batch_size)
+    for model in models.values():
+        model.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    times = time_alternating({name: (lambda m=m: m.train_on_batch(x, y)) for name, m in models.items()}, args.repeats)
+    print(f"\nResNet-20 train step, backend {keras.backend.backend()}, batch {args.batch_size}, "
+          f"fast paths {'off' if args.no_fast_paths else 'on'}")
+    print("| model | step (ms) | ratio to bn_relu |")
+    print("|---|---|---|")
+    for name, seconds in times.items():
+        print(f"| {name} | {1e3 * seconds:.2f} | {seconds / times['bn_relu']:.3f} |")
+    return times
+
+
+if __name__ == "__main__":
+    main()

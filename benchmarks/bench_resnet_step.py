@@ -2,7 +2,7 @@
 
     KERAS_BACKEND=jax python benchmarks/bench_resnet_step.py [--batch-size 64 --repeats 20]
 
-The model is a CIFAR ResNet-20 (16/32/64 channels, 3 basic blocks per stage) with
+The model is examples/resnet20.py's CIFAR ResNet-20 (16/32/64 channels, 3 basic blocks per stage) with
 BatchNormalization+ReLU; `keras_norms.surgery.replace_norm_layers` swaps every BN (fusing the ReLU
 that follows) for EvoNormS0 (groups=8) and for EvoNormB0. Each model is compiled as `model.compile`
 does by default (jit on jax and XLA-capable TensorFlow) with SGD, and trained on one random
@@ -20,27 +20,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from pre_ln_transformer import time_alternating  # noqa: E402
+from resnet20 import resnet20  # noqa: E402
 
 import keras_norms  # noqa: E402
-
-
-def resnet20(input_shape=(32, 32, 3), classes=10):
-    def bn():
-        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
-
-    inputs = keras.Input(input_shape)
-    x = keras.layers.ReLU()(bn()(keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)))
-    for stage, filters in enumerate((16, 32, 64)):
-        for block in range(3):
-            strides = 2 if stage > 0 and block == 0 else 1
-            y = keras.layers.Conv2D(filters, 3, strides, padding="same", use_bias=False)(x)
-            y = keras.layers.ReLU()(bn()(y))
-            y = bn()(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y))
-            if strides != 1:
-                x = bn()(keras.layers.Conv2D(filters, 1, strides, use_bias=False)(x))
-            x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(classes)(x), name="resnet20")
 
 
 def main(argv=None):

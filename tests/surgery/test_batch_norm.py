@@ -1,5 +1,8 @@
 """freeze_all_but_batchnorm and calibrate_batch_statistics (../shared/specs/normalization.md §5, §6)."""
 
+import os
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -9,28 +12,14 @@ from keras_norms.surgery import calibrate_batch_statistics
 from keras_norms.surgery import freeze_all_but_batchnorm
 from tests.oracles import batch_norm as oracle
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
+
+from resnet20 import resnet20  # noqa: E402
+
 
 def cifar_resnet20():
-    """ResNet-20 for CIFAR (16/32/64 channels, 3 basic blocks per stage, 1x1 conv + BN shortcuts)."""
-
-    def bn():
-        return keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomUniform(0.0, 1.0)
-        )
-
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.ReLU()(bn()(keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)))
-    for stage, filters in enumerate((16, 32, 64)):
-        for block in range(3):
-            strides = 2 if stage > 0 and block == 0 else 1
-            y = keras.layers.Conv2D(filters, 3, strides, padding="same", use_bias=False)(x)
-            y = keras.layers.ReLU()(bn()(y))
-            y = bn()(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y))
-            if strides != 1:
-                x = bn()(keras.layers.Conv2D(filters, 1, strides, use_bias=False)(x))
-            x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(10)(x))
+    """examples/resnet20.py's ResNet-20, with BN gammas drawn from U(0, 1) so that they differ."""
+    return resnet20(gamma_initializer=keras.initializers.RandomUniform(0.0, 1.0))
 
 
 def test_resnet20_trains_exactly_its_batchnorm_affine(rng):

@@ -20,12 +20,15 @@ torch runs eager and under `torch.compile`.
 
 PowerNormalization's pass includes its auxiliary loss (the approximate backward's correction).
 
-`--memory` (jax) also prints the compiled pass's temporary memory, from XLA's
-`memory_analysis()`: the buffers the forward keeps for the backward plus the backward's
-scratch, the input, weights and outputs excluded.
+`--memory` (jax, torch) also prints what the forward keeps for the backward (jax's `jax.vjp`
+residuals, torch's saved tensors; the input and weights excluded) and, on jax, the compiled
+pass's temporary memory from XLA's `memory_analysis()` (the kept buffers plus the backward's
+scratch, the input, weights and outputs excluded).
 """
 
 import argparse
+import inspect
+import json
 import os
 import platform
 import statistics
@@ -46,10 +49,8 @@ SEQUENCE = (32, 512, 768)
 COMPRESSED = (32, 512, 767)
 
 
-def pairs(smoke):
+def pairs(image=IMAGE, sequence=SEQUENCE):
     """(name, our layer factory, our shape, built-in name, built-in factory, built-in shape)."""
-    image = (4, 8, 8, 64) if smoke else IMAGE
-    sequence = (4, 16, 768) if smoke else SEQUENCE
     compressed = sequence[:-1] + (sequence[-1] - 1,)
     return [
         ("EvoNormB0", layers.EvoNormB0, image,
@@ -83,10 +84,17 @@ def modes():
 
 
 def _block(results):
-    if keras.backend.backend() == "jax":
+    """Waits for the device: timings must not stop at an asynchronous launch."""
+    backend = keras.backend.backend()
+    if backend == "jax":
         import jax
 
         jax.block_until_ready(results)
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
 
 
 def _pass(factory, shape, jit, rng, fast=True):
@@ -114,6 +122,53 @@ def temporary_bytes(factory, shape, fast=True, seed=0):
         return step.lower(x, x).compile().memory_analysis().temp_size_in_bytes
 
 
+def saved_bytes(factory, shape, fast=True, seed=0):
+    """Bytes the forward keeps for the backward, the input and the weights excluded.
+
+    jax: the residuals of `jax.vjp` (what `jax.ad_checkpoint.print_saved_residuals` lists); torch:
+    the storages autograd saves, seen through `torch.autograd.graph.saved_tensors_hooks`. This is
+    the memory a layer adds to a network's peak (it scales with depth); a compiled pass's scratch
+    is freed layer by layer.
+    """
+    rng = np.random.default_rng(seed)
+    x = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
+    layer = factory()
+    layer.build(shape)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        from jax._src.ad_checkpoint import saved_residuals  # the list behind print_saved_residuals
+
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        def forward(x, trainable):
+            with fast_paths.fast_paths(fast):
+                kwargs = {"training": True} if "training" in inspect.signature(layer.call).parameters else {}
+                return layer.stateless_call(trainable, non_trainable, x, **kwargs)[0]
+
+        residuals = saved_residuals(forward, x, trainable)
+        return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a, source in residuals if "argument" not in source)
+    if backend == "torch":
+        import torch
+
+        x.requires_grad_(True)
+        excluded = {t.untyped_storage().data_ptr() for t in [x, *[v.value for v in layer.weights]]}
+        saved = {}
+
+        def pack(tensor):
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in excluded:
+                saved[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            with fast_paths.fast_paths(fast):
+                layer(x, training=True)
+        return sum(saved.values())
+    raise SystemExit("--memory reads jax's residuals and XLA's memory_analysis(), or torch's saved tensors: "
+                     "run it with KERAS_BACKEND=jax or torch.")
+
+
 def time_pair(candidates, jit, warmup, repeats, seed=0):
     """Median milliseconds of one forward+backward pass of each `(factory, shape, fast)` candidate.
 
@@ -139,10 +194,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, 2 repeats: a quick check")
-    parser.add_argument("--memory", action="store_true", help="jax: temporary memory of the compiled pass")
+    parser.add_argument("--memory", action="store_true", help="jax, torch: memory kept for the backward")
+    parser.add_argument("--json", help="also write the timing rows to this JSON file (plot_performance.py reads it)")
     parser.add_argument("--layers", nargs="+", help="only these of our layers (e.g. EvoNormB0 EvoNormS0)")
     args = parser.parse_args(argv)
-    selected = [p for p in pairs(args.smoke) if not args.layers or p[0] in args.layers]
+    shapes = ((4, 8, 8, 64), (4, 16, 768)) if args.smoke else (IMAGE, SEQUENCE)
+    selected = [p for p in pairs(*shapes) if not args.layers or p[0] in args.layers]
     repeats, warmup = (2, 1) if args.smoke else (args.repeats, args.warmup)
 
     backend = keras.backend.backend()
@@ -160,26 +217,37 @@ def main(argv=None):
                 [(ours, our_shape, True), (ours, our_shape, False), (builtin, builtin_shape, True)],
                 jit, warmup, repeats,
             )
-            rows.append((mode, name, baseline, ours_ms, reference_ms, builtin_ms))
+            rows.append({"kind": "layer", "backend": backend, "mode": mode, "ours": name, "builtin": baseline,
+                         "shape": list(our_shape), "ours_ms": ours_ms, "reference_ms": reference_ms,
+                         "builtin_ms": builtin_ms})
             print(
                 f"| {backend} | {mode} | {name} | {baseline} | {our_shape} | {ours_ms:.2f} | {reference_ms:.2f} | "
                 f"{builtin_ms:.2f} | {ours_ms / builtin_ms:.2f} | {reference_ms / builtin_ms:.2f} |",
                 flush=True,
             )
     if args.memory:
-        if backend != "jax":
-            raise SystemExit("--memory reads XLA's memory_analysis(): run it with KERAS_BACKEND=jax.")
-        print("\n| ours | built-in | input | ours (MiB) | ours, reference (MiB) | built-in (MiB) | ratio |")
-        print("|---|---|---|---|---|---|---|")
-        for name, ours, our_shape, baseline, builtin, builtin_shape in selected:
-            ours_bytes = temporary_bytes(ours, our_shape)
-            reference_bytes = temporary_bytes(ours, our_shape, fast=False)
-            builtin_bytes = temporary_bytes(builtin, builtin_shape)
-            # Under 1 MiB the built-in keeps only per-channel statistics: a ratio would mislead.
-            ratio = f"{ours_bytes / builtin_bytes:.2f}" if builtin_bytes >= 2**20 else "-"
-            print(f"| {name} | {baseline} | {our_shape} | {ours_bytes / 2**20:.1f} | {reference_bytes / 2**20:.1f} | "
-                  f"{builtin_bytes / 2**20:.1f} | {ratio} |", flush=True)
+        memory_table(selected, backend)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1)
     return rows
+
+
+def memory_table(selected, backend):
+    mib = 2**20
+    columns = ["saved for backward"] + (["XLA temporaries"] if backend == "jax" else [])
+    header = " | ".join(f"{c}: ours, reference, built-in (MiB) | ratio" for c in columns)
+    print(f"\n| ours | built-in | input | {header} |")
+    print("|---|---|---|" + "---|---|" * len(columns))
+    for name, ours, our_shape, baseline, builtin, builtin_shape in selected:
+        cells = []
+        for measure in [saved_bytes] + ([temporary_bytes] if backend == "jax" else []):
+            ours_bytes, reference_bytes = measure(ours, our_shape), measure(ours, our_shape, fast=False)
+            builtin_bytes = measure(builtin, builtin_shape)
+            # Under 1 MiB the built-in keeps only per-channel statistics: a ratio would mislead.
+            ratio = f"{ours_bytes / builtin_bytes:.2f}" if builtin_bytes >= mib else "-"
+            cells.append(f"{ours_bytes / mib:.1f}, {reference_bytes / mib:.1f}, {builtin_bytes / mib:.1f} | {ratio}")
+        print(f"| {name} | {baseline} | {our_shape} | {' | '.join(cells)} |", flush=True)
 
 
 if __name__ == "__main__":

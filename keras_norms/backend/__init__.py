@@ -21,15 +21,23 @@ from keras import backend as keras_backend
 
 _BACKENDS = ("jax", "tensorflow", "torch")
 _registry = {}
+_conditions = {}
 _enabled = os.environ.get("KERAS_NORMS_FAST_PATHS", "1").strip().lower() not in ("0", "false", "off", "no")
 
 
-def register(name, backends=_BACKENDS):
-    """Decorator: `function` is the fast path `name` on `backends`."""
+def register(name, backends=_BACKENDS, unless=None):
+    """Decorator: `function` is the fast path `name` on `backends`.
+
+    `unless`: an optional `{backend: predicate}`; where the predicate returns True at call time,
+    the layer takes the reference instead (e.g. torch while `torch.compile` traces, whose own
+    fusion and rematerialization beat a custom autograd Function).
+    """
 
     def decorate(function):
         for backend in backends:
             _registry[(name, backend)] = function
+            if unless and backend in unless:
+                _conditions[(name, backend)] = unless[backend]
         return function
 
     return decorate
@@ -62,13 +70,26 @@ def get(name):
     """The fast path `name` for the current backend, or None (off, or none for this backend)."""
     if not _enabled:
         return None
-    from keras_norms.backend import fused  # noqa: F401  (registers the fused ops)
-
-    return _registry.get((name, keras_backend.backend()))
+    _register_all()
+    key = (name, keras_backend.backend())
+    condition = _conditions.get(key)
+    if condition is not None and condition():
+        return None
+    return _registry.get(key)
 
 
 def available(name):
     """The backends that have a fast path `name`."""
-    from keras_norms.backend import fused  # noqa: F401
-
+    _register_all()
     return [backend for backend in _BACKENDS if (name, backend) in _registry]
+
+
+def _register_all():
+    from keras_norms.backend import fused, torch_native  # noqa: F401  (their decorators register)
+
+
+def torch_compiling():
+    """True while `torch.compile` traces (an `unless` predicate for torch)."""
+    import torch
+
+    return torch.compiler.is_compiling()

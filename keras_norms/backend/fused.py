@@ -8,6 +8,9 @@ recomputes the rest.
 from keras import ops
 
 from keras_norms.backend import register
+from keras_norms.backend import torch_compiling
+from keras_norms.backend.recompute import with_residuals
+from keras_norms.ops.statistics import split_groups
 
 
 def _count(x, axes):
@@ -76,3 +79,61 @@ def evonorm_b0(x, v, moving_variance, spatial_axes, epsilon):
 
     return normalize(x, v, mean_i, var_i, mean_b, var_b), var_b, batch_count
 
+
+
+@register("evonorm_s", unless={"torch": torch_compiling})
+def evonorm_s(x, v, channel_axis, groups, epsilon, centered=True):
+    """EvoNorm-S `x * sigmoid(v x) / sqrt(s2_g + eps)` (S0; S1 with `v=None`; S2 with `centered=False`).
+
+    `s2_g` is the per-sample variance (`centered`) or mean square over the positions and the
+    `C // groups` channels of each group. Unmasked, with the activation. `v` broadcasts against `x`.
+    Only `x`, `v` and per-sample, per-channel copies of the group mean and `r = rsqrt(s2_g + eps)`
+    are kept for the backward, which recomputes the gate `s = sigmoid(v x)`. With
+    `S = sum_group(g s x)` and `M` the group's count:
+    `dx = r g s + v r g s (1 - s) x - r^3 S (x - mu_g) / M`, `dv = sum(r g s (1 - s) x^2)`.
+
+    Group sums are taken as per-channel sums over the positions, then summed within each group on
+    that small tensor: every large tensor keeps the input's layout (a 5-D grouped view of it with
+    2 to 8 channels per group vectorizes poorly on CPU).
+    """
+    rank = len(x.shape)
+    channels = x.shape[channel_axis]
+    spatial_axes = tuple(a for a in range(1, rank) if a != channel_axis)
+    group_count = _count(x, spatial_axes) * (channels // groups)  # positions may be unknown until run
+
+    def group_sum(t):
+        """Sums over positions and the channels of each group, repeated for every channel."""
+        per_channel = ops.sum(t, axis=spatial_axes, keepdims=True)
+        grouped = split_groups(per_channel, channel_axis, groups)
+        total = ops.broadcast_to(ops.sum(grouped, axis=channel_axis + 1, keepdims=True), ops.shape(grouped))
+        return ops.reshape(total, ops.shape(per_channel))
+
+    def forward(x, v=None):
+        if centered:
+            mean = group_sum(x) / group_count
+            variance = group_sum(ops.square(x - mean)) / group_count
+        else:
+            mean = ops.zeros((1,) * rank, x.dtype)
+            variance = group_sum(ops.square(x)) / group_count
+        rstd = ops.rsqrt(variance + epsilon)
+        y = x * ops.sigmoid(x if v is None else v * x) * rstd
+        return y, (x, mean, rstd) if v is None else (x, v, mean, rstd)
+
+    def backward(residuals, upstream):
+        if v is None:
+            x, mean, rstd = residuals
+            v_ = 1.0
+        else:
+            x, v_, mean, rstd = residuals
+        gate = ops.sigmoid(v_ * x)
+        gs = upstream * gate
+        a = rstd * gs * (1.0 - gate) * x  # the gate's slope term, shared by dx and dv
+        total = group_sum(gs * x)
+        dx = rstd * gs + v_ * a - ops.power(rstd, 3) * total / group_count * (x - mean)
+        if v is None:
+            return (dx,)
+        dv = ops.sum(a * x, axis=(0,) + spatial_axes, keepdims=True)
+        return dx, ops.reshape(dv, ops.shape(v_))
+
+    function = with_residuals(forward, backward)
+    return function(x) if v is None else function(x, v)

@@ -356,6 +356,11 @@ class _EvoNormSample(_EvoNorm):
     def _normalize(self, x, mask, training):
         rank = len(x.shape)
         axis = self._channel_axis
+        v = None if self.v is None else self._v(rank)
+        fused = fast_paths.get("evonorm_s") if mask is None and self.apply_act else None
+        if fused is not None:
+            centered = self.group_statistic == "variance"
+            return fused(x, v, axis, self._groups, self.epsilon, centered=centered)
         grouped = split_groups(x, axis, self._groups)
         reduce_axes = tuple(a for a in range(1, rank + 1) if a != axis)
         if mask is not None:
@@ -368,7 +373,6 @@ class _EvoNormSample(_EvoNorm):
         channels = x.shape[axis]
         statistic = ops.repeat(statistic, channels // self._groups, axis=axis + 1)
         statistic = ops.reshape(statistic, [-1] + broadcast_shape(rank, (axis,), (channels,))[1:])
-        v = None if self.v is None else self._v(rank)
         return norm_ops.evonorm_s(x, statistic, self.epsilon, v=v, apply_act=self.apply_act)
 
     def get_config(self):

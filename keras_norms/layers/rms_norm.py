@@ -8,6 +8,7 @@ Pre-LN Transformers", NeurIPS 2023, arXiv 2305.14858.
 import keras
 from keras import ops
 
+from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
 from keras_norms.layers.base import NormalizationBase
 from keras_norms.layers.base import check_bool
@@ -120,6 +121,22 @@ class RMSNormalization(_RootMeanSquareBase):
     >>> y.shape
     (2, 10, 64)
     """
+
+    def call(self, inputs, training=None, mask=None):
+        rank = len(inputs.shape)
+        fused = None
+        if self._param_axes == tuple(range(rank - len(self._param_axes), rank)):  # trailing axes
+            fused = fast_paths.get("rms_normalization")
+        if fused is None:
+            return super().call(inputs, training=training, mask=mask)
+        gamma = None
+        if self.scale:  # inside the fused kernel
+            gamma = ops.convert_to_tensor(self.gamma)
+            gamma = 1.0 + gamma if self.zero_centered_gamma else gamma
+        y = fused(inputs, self._param_axes, self.epsilon, gamma)
+        if self.center:
+            y = y + ops.cast(self._parameter(self.beta, rank), y.dtype)
+        return ops.cast(y, self.compute_dtype)
 
     def _normalize(self, inputs):
         return norm_ops.rms_normalization(inputs, self._param_axes, self.epsilon)

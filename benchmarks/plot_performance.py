@@ -1,6 +1,8 @@
 """Plots the fast-path benchmark results: time relative to the Keras built-in, per layer and backend.
 
-    python benchmarks/plot_performance.py [--out docs/_static/performance.png]
+    python benchmarks/plot_performance.py [--out performance.png]
+
+The docs draw the same figure at build time (docs/performance.md, matplotlib's plot directive).
 
 Reads the JSON rows that `bench_layers.py --json` and `gpu.py` write (stored under
 `benchmarks/results/`) and draws, for each machine, one horizontal bar per (layer, backend, mode):
@@ -59,7 +61,7 @@ def figure(results=RESULTS):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(HERE, "..", "docs", "_static", "performance.png"))
+    parser.add_argument("--out", default="performance.png")
     args = parser.parse_args(argv)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     figure().savefig(args.out, dpi=120)

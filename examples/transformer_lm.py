@@ -10,17 +10,26 @@ norm trains the same causal Transformer from the same seed: token and position e
 pre-norm blocks (`x + attention(norm(x))`, `x + mlp(norm(x))`), a final norm and a softmax over
 characters. The norms compared are Keras' LayerNormalization, our RMSNormalization and
 PowerNormalization, and Keras' BatchNormalization, the baseline PowerNorm was designed to beat
-in Transformers. It prints the validation cross-entropy (nats per character) of each.
+in Transformers. It prints the validation cross-entropy (nats per character) of each and, with
+`--out DIR`, writes the table, the numbers and a plot of the training curves there.
 """
 
 import argparse
+import os
+import sys
 import time
 
-import keras
-import numpy as np
-from keras import layers
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import keras_norms
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from common import Progress  # noqa: E402
+from common import markdown_table  # noqa: E402
+from common import progress  # noqa: E402
+from common import report  # noqa: E402
+from keras import layers  # noqa: E402
+
+import keras_norms  # noqa: E402
 
 HEADS = 4
 
@@ -122,17 +131,48 @@ def validation_loss(model, val_corpus, args, seed):
     return model.evaluate(val_x, val_y, batch_size=args.batch_size, verbose=0)
 
 
-def train(norm, data, args):
+class LossCurve(keras.callbacks.Callback):
+    """The running mean training loss that `fit` reports, every `every` steps."""
+
+    def __init__(self, every):
+        super().__init__()
+        self.every, self.steps, self.losses = every, [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0:
+            self.steps.append(batch + 1)
+            self.losses.append(float(logs["loss"]))
+
+
+def train(norm, data, args, callbacks=()):
     train_corpus, val_corpus, vocab = data
     keras.utils.set_random_seed(args.seed)
     model = build_model(norm, vocab, args.length, args.width, args.blocks, args.warmup)
     compile_model(model, args.steps, args.warmup, args.lr)
     rng = np.random.default_rng(args.seed)
+    curve = LossCurve(max(1, args.steps // 40))
     start = time.perf_counter()
-    train_loss = fit(model, train_corpus, args.steps, args, rng)
+    train_loss = fit(model, train_corpus, args.steps, args, rng, [curve, *callbacks])
     seconds = time.perf_counter() - start
     val_loss = validation_loss(model, val_corpus, args, args.seed)
-    return {"val_loss": val_loss, "train_loss": train_loss, "seconds": seconds, "model": model}
+    return {"val_loss": val_loss, "train_loss": train_loss, "seconds": seconds, "model": model,
+            "curve_steps": curve.steps, "curve_loss": curve.losses}
+
+
+def plot(results):
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for norm, r in results.items():
+        left.plot(r["curve_steps"], r["curve_loss"], label=norm)
+    left.set(xlabel="step", ylabel="running mean training loss", title="training")
+    left.legend()
+    left.grid(alpha=0.3)
+    right.bar(list(results), [r["val_loss"] for r in results.values()], color="#1f77b4")
+    right.set(ylabel="validation loss (nats/char)", title="validation")
+    right.tick_params(axis="x", labelrotation=15)
+    fig.tight_layout()
+    return fig
 
 
 def removal_schedule(blocks, start, gap):
@@ -187,6 +227,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--val-batches", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="folder for transformer_lm.md/.json/.png")
     parser.add_argument("--smoke", action="store_true", help="6 steps, a quick check")
     parser.add_argument(
         "--remove-layernorm", action="store_true",
@@ -200,10 +241,12 @@ def main(argv=None):
     corpus, vocab = load_corpus()
     split = int(0.9 * len(corpus))
     data = (corpus[:split], corpus[split:], vocab)
-    print(
+    settings = (
         f"pydoc topics: {len(corpus):,} characters, vocabulary {vocab}; {args.steps} steps of "
-        f"{args.batch_size}x{args.length}; backend {keras.backend.backend()}"
+        f"{args.batch_size}x{args.length}, width {args.width}, {args.blocks} blocks, seed {args.seed}; "
+        f"backend {keras.backend.backend()}"
     )
+    print(settings)
     if args.remove_layernorm:
         result = remove_layernorm(data, args)
         print("\n| model | validation loss (nats/char) |\n|---|---|")
@@ -213,14 +256,15 @@ def main(argv=None):
         print(f"\n|exported - fine-tuned| = {abs(result['exported'] - result['fine_tuned_ln_free']):.1e}")
         return result
     results = {}
+    bar = progress(len(args.norms) * args.steps, "training one model per normalization", unit="step")
     for norm in args.norms:
-        results[norm] = train(norm, data, args)
+        results[norm] = train(norm, data, args, [Progress(bar, per_step=True)])
         del results[norm]["model"]
-        print(f"  {norm}: done", flush=True)
-    print("\n| normalization | validation loss (nats/char) | mean training loss | seconds |")
-    print("|---|---|---|---|")
-    for norm, r in results.items():
-        print(f"| {norm} | {r['val_loss']:.4f} | {r['train_loss']:.4f} | {r['seconds']:.0f} |")
+    table = markdown_table(
+        ["normalization", "validation loss (nats/char)", "mean training loss", "seconds"],
+        [[norm, r["val_loss"], r["train_loss"], f"{r['seconds']:.0f}"] for norm, r in results.items()],
+    )
+    report("transformer_lm", table, results, settings, args.out, plot)
     return results
 
 

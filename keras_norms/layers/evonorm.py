@@ -52,7 +52,7 @@ _COMMON_ARGS = """
 """
 
 _BATCH_ARGS = """
-    Batch-variant arguments:
+    Batch variant arguments:
         momentum: Keras convention: `moving = momentum * moving + (1 - momentum) * batch`
             (torch's and timm's 0.1 is 0.9 here). Default 0.9, as in the authors' code.
         bessel_correction: If True, the moving variance is updated with the unbiased batch
@@ -67,7 +67,7 @@ _BATCH_ARGS = """
 """
 
 _SAMPLE_ARGS = """
-    Sample-variant arguments:
+    Sample variant arguments:
         groups: Number of contiguous channel groups (default 32). The channel count must be
             divisible by it; channel `c` belongs to group `c // (channels // groups)`.
         group_size: Channels per group. When given, it overrides `groups`

@@ -87,6 +87,7 @@ class CosineClassifier(keras.layers.Layer):
     """Logits `x . w_j / |w_j|` (or `s * cos(x, w_j)`): a normalized-softmax classification head.
 
     Two ways to keep the class vectors (the kernel's columns) on the unit sphere:
+
     - `weight_norm="reparam"` (default): the columns are normalized in every call, so logits are
       exactly `|x| cos(theta_j)` from the first step. The cleaner design.
     - `weight_norm="constraint"`: the reference's `MinMaxNorm(1, 1, axis=0)` kernel constraint, a

@@ -33,9 +33,9 @@ class NormLinear(keras.layers.Layer):
     Args:
         units: Output size.
         use_bias: Add a bias (default False).
-        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-        kernel_constraint, bias_constraint: As for `keras.layers.Dense` (kernel default
-            `RandomNormal(0, 1)`).
+        kernel_initializer: As for `keras.layers.Dense`, default `RandomNormal(0, 1)`.
+        bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint:
+            As for `keras.layers.Dense`.
         **kwargs: Base layer keyword arguments.
 
     Example:

@@ -36,17 +36,15 @@ def _outside_torch_compile(function):
 class PowerNormalization(NormalizationBase):
     """Power normalization with the authors' approximate backward pass.
 
-    Training step `t` (counted per layer, from 1), over the valid (unmasked) tokens:
+    Training step `t` (counted per layer, from 1), over the valid (unmasked) tokens::
 
-    ```
-    xs      = x / sqrt(mean_{group channels}(x**2) + 1e-5)        # GroupScaling, per token
-    psi2    = mean_{valid tokens}(xs**2)                           # per channel
-    z       = xs / sqrt(psi2 + eps)         if t <= warmup_steps
-              xs / sqrt(moving_quadratic_mean + eps)   otherwise
-    y       = gamma * z + beta
-    moving  <- cumulative mean of psi2      if t < warmup_steps, then always
-    moving  <- alpha_fwd * moving + (1 - alpha_fwd) * psi2
-    ```
+        xs      = x / sqrt(mean_{group channels}(x**2) + 1e-5)        # GroupScaling, per token
+        psi2    = mean_{valid tokens}(xs**2)                           # per channel
+        z       = xs / sqrt(psi2 + eps)         if t <= warmup_steps
+                  xs / sqrt(moving_quadratic_mean + eps)   otherwise
+        y       = gamma * z + beta
+        moving  <- cumulative mean of psi2      if t < warmup_steps, then always
+        moving  <- alpha_fwd * moving + (1 - alpha_fwd) * psi2
 
     Backward (no gradient through any statistic), with `g = dL/dy * gamma` and
     `nu = (1 - alpha_bkw) * backward_statistic`:
@@ -55,6 +53,7 @@ class PowerNormalization(NormalizationBase):
     Inference: `y = gamma * GroupScaling(x) / sqrt(moving_quadratic_mean + eps) + beta`.
 
     This follows the authors' code, which differs from the paper's algorithm box in four places:
+
     1. GroupScaling: the input is first divided by the RMS of each of `groups` channel groups,
        per token, with its own epsilon 1e-5 (the paper's appendix; `groups` = attention heads in
        the authors' runs).
@@ -64,6 +63,7 @@ class PowerNormalization(NormalizationBase):
        update on the same step.
     4. The backward pass divides by the batch statistic `psi2` even after warmup, where the
        forward divided by the moving one (the paper uses the moving one in both places).
+
     Padded tokens are left out of `psi2` only: `backward_statistic`, and the gradients of `gamma`
     and `beta`, average or sum over every position, as in the code.
 

@@ -28,7 +28,7 @@ def _torch_uniform(fan_in):
 
 @keras.saving.register_keras_serializable(package="keras_norms")
 class TempNet(keras.layers.Layer):
-    """Temperature `tau` of shape `(..., 1)` from logits `z` of shape `(..., V)`.
+    """Temperature `tau` of shape `(..., 1)` from logits `z` of shape `(..., V)`::
 
         x   = z / |z|                                  (normalize_input)
         h   = Lin2(Dropout(sigmoid(Lin1(x))))          Lin1: V -> M, Lin2: M -> M

@@ -20,7 +20,7 @@ def hermite_series(x, coefficients):
     `He_{i+1} = x He_i - i He_{i-1}`); `h_i = He_i / sqrt(i!)` are orthonormal under the standard
     Gaussian. `coefficients` is a 1-D tensor whose length (the degree + 1) must be static.
     Evaluated with the normalized three-term recurrence
-    `h_{i+1} = (x h_i - sqrt(i) h_{i-1}) / sqrt(i + 1)`, which keeps every term O(1) for |x| of a
+    `h_{i+1} = (x h_i - sqrt(i) h_{i-1}) / sqrt(i + 1)`, which keeps every term O(1) for `|x|` of a
     few units instead of growing like `i!`.
     """
     degree = coefficients.shape[0] - 1

@@ -52,8 +52,11 @@ def log_mean_logistic_loss(labels, logits):
 def tau_dro_cross_entropy(labels, logits, tau, rho, log_vocab_size):
     """KL-DRO cross-entropy of TempNet (Qiu et al., ICML 2024), one loss per position.
 
-    `tau * CE(logits / tau, label) + (rho - log V) * tau
-     = -logit_label + tau * log(mean_j exp(logit_j / tau)) + rho * tau` (for V logits).
+    For V logits::
+
+        tau * CE(logits / tau, label) + (rho - log V) * tau
+            = -logit_label + tau * log(mean_j exp(logit_j / tau)) + rho * tau
+
     `tau` has one value per position (a trailing axis of 1 is allowed); gradients reach it.
     """
     logits = upcast(logits)

@@ -184,7 +184,7 @@ def _dense(gradient):
 class AdamP(_ProjectedOptimizer):
     """Adam with the radial component of the update removed for scale-invariant weights.
 
-    Per weight `p` with gradient `g` (step `t` from 1):
+    Per weight `p` with gradient `g` (step `t` from 1)::
 
         m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g**2
         u = m / (sqrt(v) / sqrt(1 - b2**t) + eps)        # torch's eps placement, not Keras Adam's
@@ -282,7 +282,7 @@ class AdamP(_ProjectedOptimizer):
 class SGDP(_ProjectedOptimizer):
     """SGD with the radial component of the update removed for scale-invariant weights.
 
-    Per weight `p` with gradient `g`:
+    Per weight `p` with gradient `g`::
 
         buf = momentum * buf + (1 - dampening) * g     # buf starts at 0: dampening acts at step 1
         d = g + momentum * buf if nesterov else buf

@@ -47,7 +47,7 @@ def replace_norm_layers(model, target, **kwargs):
     `call`, so they get `apply_act=False` and the block's own activation stays.
 
     The original model is left as it was; the copy has its weights (replacements start from
-    their initializers). keras-hub backbones come back as plain functional `keras.Model`s.
+    their initializers). keras-hub backbones come back as plain functional `keras.Model` objects.
 
     Returns:
         `(new_model, report)`: the report lists each replacement (`path`, `old`, `new`,

@@ -33,3 +33,16 @@ def test_compare_norms_distribute_smoke(capsys):
     assert all(math.isfinite(r["loss"]) for r in results.values())
     assert "replica" in capsys.readouterr().out
     assert keras.distribution.distribution() is None  # not left set for what runs next
+
+
+def test_compare_norms_batch_size_sweep_with_a_registry_layer(tmp_path, capsys):
+    results = compare_norms.main(["--smoke", "--batch-sizes", "4", "32", "--norms", "bn_relu", "evonorm_s0",
+                                  "rms_norm", "--out", str(tmp_path)])
+    assert set(results) == {"bn_relu", "evonorm_s0", "rms_norm"}
+    for norm, runs in results.items():
+        assert set(runs) == {"4", "32"}, norm
+        assert all(math.isfinite(r["loss"]) and 0.0 <= r["accuracy"] <= 1.0 for r in runs.values()), norm
+    assert "| accuracy, batch 4 | accuracy, batch 32 |" in (tmp_path / "compare_norms_batch_sizes.md").read_text()
+    assert (tmp_path / "compare_norms_batch_sizes.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "scikit-learn digits" in out  # --smoke never downloads

@@ -9,8 +9,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples
 import transformer_lm  # noqa: E402
 
 
-def test_transformer_lm_smoke():
-    results = transformer_lm.main(["--smoke"])
+def test_transformer_lm_smoke(tmp_path):
+    results = transformer_lm.main(["--smoke", "--out", str(tmp_path)])
+    assert (tmp_path / "transformer_lm.png").stat().st_size > 0
     assert set(results) == set(transformer_lm.NORMS)
     vocab = transformer_lm.load_corpus()[1]
     for norm, result in results.items():

@@ -80,7 +80,6 @@ def evonorm_b0(x, v, moving_variance, spatial_axes, epsilon):
     return normalize(x, v, mean_i, var_i, mean_b, var_b), var_b, batch_count
 
 
-
 @register("evonorm_s", unless={"torch": torch_compiling})
 def evonorm_s(x, v, channel_axis, groups, epsilon, centered=True):
     """EvoNorm-S `x * sigmoid(v x) / sqrt(s2_g + eps)` (S0; S1 with `v=None`; S2 with `centered=False`).

@@ -19,8 +19,8 @@ Data (`--dataset`): CIFAR-10 from `keras.datasets` when it is cached or its serv
 scikit-learn; the script prints which it used. `--smoke` always uses the digits. Each layer trains
 the same network from the same seed: three 3x3 convolutions, each followed by the
 normalization-activation under test, global average pooling and a softmax classifier. `--norms`
-takes the five below or any registry name (`keras_norms.names()`; a layer without a fused
-activation gets a ReLU after it). It prints a markdown table of held-out accuracy, final training
+takes the five below or any normalization layer of the registry (`keras_norms.names()`; one
+without a fused activation gets a ReLU after it). It prints a markdown table of held-out accuracy, final training
 loss and median time per training step.
 
 Batch-size sweep (`--batch-sizes 2 8 32 128`): the EvoNorm paper's central claim (Liu et al.,
@@ -78,6 +78,22 @@ NORMS = {
     "evonorm_b0": lambda: [keras_norms.get("evonorm_b0")],
     "evonorm_s0": lambda: [keras_norms.get("evonorm_s0", groups=8)],
 }
+
+
+def registry_norms():
+    """The registry's normalization layers that take feature maps (PowerNorm takes sequences only)."""
+    from keras_norms.layers.base import NormalizationBase
+
+    norm_classes = (NormalizationBase, keras.layers.BatchNormalization, keras.layers.LayerNormalization)
+    names = []
+    for name in keras_norms.names():
+        if issubclass(keras_norms.registry.layer_class(name), norm_classes):
+            try:
+                keras_norms.get(name).build((None, 8, 8, 32))
+            except ValueError:
+                continue
+            names.append(name)
+    return names
 
 
 def norm_layers(norm):
@@ -175,8 +191,8 @@ def train(norm, data, epochs, batch_size, seed, scope=contextlib.nullcontext, le
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--norms", nargs="+", choices=list(NORMS) + keras_norms.names(), default=list(NORMS),
-                        metavar="NORM", help=f"{', '.join(NORMS)} or a registry name")
+    parser.add_argument("--norms", nargs="+", choices=list(NORMS) + [n for n in registry_norms() if n not in NORMS], default=list(NORMS),
+                        metavar="NORM", help=f"{', '.join(NORMS)} or a registry norm: {', '.join(registry_norms())}")
     parser.add_argument("--dataset", default="auto", choices=["auto", "cifar10", "digits"])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=64)

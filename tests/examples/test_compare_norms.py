@@ -46,3 +46,13 @@ def test_compare_norms_batch_size_sweep_with_a_registry_layer(tmp_path, capsys):
     assert (tmp_path / "compare_norms_batch_sizes.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "scikit-learn digits" in out  # --smoke never downloads
+
+
+def test_registry_norms_are_the_feature_map_norms():
+    import pytest
+
+    names = compare_norms.registry_norms()
+    assert {"evonorm_b1", "evonorm_s2a", "crms_norm", "alpha_batch_norm"} <= set(names)
+    assert not {"temp_net", "crrelu", "cosine_classifier", "power_norm"} & set(names)  # not norms of images
+    with pytest.raises(SystemExit):
+        compare_norms.main(["--smoke", "--norms", "temp_net"])

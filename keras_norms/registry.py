@@ -12,6 +12,7 @@ _LAYERS = {
     "cosine_classifier": layers.CosineClassifier,
     "crrelu": activations.CRReLU,
     "fake_layer_norm": layers.FakeLayerNormalization,
+    "filter_response_norm": layers.FilterResponseNormalization,
     "hermite_activation": activations.HermiteActivation,
     "interpolated_activation": activations.InterpolatedActivation,
     "evonorm_b0": layers.EvoNormB0,
@@ -31,6 +32,7 @@ _LAYERS = {
     "crms_norm": layers.CRMSNormalization,
     "snnk_dense": layers.SNNKDense,
     "temp_net": layers.TempNet,
+    "tlu": layers.TLU,
 }
 
 

@@ -11,6 +11,8 @@ from keras_norms.layers.evonorm import EvoNormS1a
 from keras_norms.layers.evonorm import EvoNormS2
 from keras_norms.layers.evonorm import EvoNormS2a
 from keras_norms.layers.fake_layer_norm import FakeLayerNormalization
+from keras_norms.layers.filter_response import TLU
+from keras_norms.layers.filter_response import FilterResponseNormalization
 from keras_norms.layers.hyperspherical import CosineClassifier
 from keras_norms.layers.hyperspherical import L2Normalize
 from keras_norms.layers.hyperspherical import add_class_prototypes
@@ -39,12 +41,14 @@ __all__ = [
     "EvoNormS2",
     "EvoNormS2a",
     "FakeLayerNormalization",
+    "FilterResponseNormalization",
     "L2Normalize",
     "NormLinear",
     "OrthoTransform",
     "PowerNormalization",
     "RMSNormalization",
     "SNNKDense",
+    "TLU",
     "TempNet",
     "add_class_prototypes",
     "compute_orthotrans_basis",

@@ -7,6 +7,8 @@ from keras_norms.ops.evonorm import evonorm_b0
 from keras_norms.ops.evonorm import evonorm_b1
 from keras_norms.ops.evonorm import evonorm_b2
 from keras_norms.ops.evonorm import evonorm_s
+from keras_norms.ops.filter_response import filter_response_normalization
+from keras_norms.ops.filter_response import tlu
 from keras_norms.ops.kan import afkan_features
 from keras_norms.ops.kan import afkan_global_attention
 from keras_norms.ops.linear import l2_normalize
@@ -36,6 +38,7 @@ __all__ = [
     "evonorm_b1",
     "evonorm_b2",
     "evonorm_s",
+    "filter_response_normalization",
     "group_scaling",
     "hermite_series",
     "interpolate",
@@ -54,4 +57,5 @@ __all__ = [
     "tempnet_temperature",
     "upcast",
     "z_loss",
+    "tlu",
 ]

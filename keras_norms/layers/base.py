@@ -14,6 +14,8 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
+from keras_norms.ops.statistics import mask_weights
+
 
 def check_bool(name, value):
     if not isinstance(value, bool):
@@ -138,6 +140,32 @@ class NormalizationBase(keras.layers.Layer):
                 f"Received: input_shape={tuple(input_shape)}"
             )
         return channels
+
+    def _build_feature_map(self, input_shape):
+        """For per-channel layers over 1D/2D/3D feature maps: checks the rank (3 to 5), resolves
+        the channels axis, sets `_spatial_axes` (all but batch and channels); returns the channels."""
+        rank = len(input_shape)
+        if not 3 <= rank <= 5:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of rank 3 to 5 (1D, 2D or 3D feature maps "
+                f"with a batch axis). Received: input_shape={tuple(input_shape)}"
+            )
+        channels = self._build_channel_axis(input_shape)
+        self._spatial_axes = tuple(a for a in range(1, rank) if a != self._channel_axis)
+        return channels
+
+    def _position_weights(self, mask, inputs, dtype):
+        """A position mask (the input's shape without the channels axis) as 0/1 weights, or None."""
+        if mask is None:
+            return None
+        rank = len(inputs.shape)
+        if len(mask.shape) != rank - 1:
+            raise ValueError(
+                f"{type(self).__name__} expects a mask of the input's shape without the "
+                f"channels axis (rank {rank - 1}). Received: mask.shape={mask.shape}, "
+                f"inputs.shape={inputs.shape}"
+            )
+        return mask_weights(mask, self._channel_axis, dtype)
 
     def _parameter(self, weight, rank):
         """A per-channel weight as a tensor that broadcasts against a rank-`rank` input."""

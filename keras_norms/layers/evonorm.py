@@ -22,7 +22,6 @@ from keras_norms.layers.base import check_bool
 from keras_norms.layers.base import check_int
 from keras_norms.layers.base import check_number
 from keras_norms.ops.distributed import replica_count
-from keras_norms.ops.statistics import mask_weights
 from keras_norms.ops.statistics import split_groups
 
 _COMMON_ARGS = """
@@ -128,14 +127,7 @@ class _EvoNorm(NormalizationBase):
 
     def build(self, input_shape):
         rank = len(input_shape)
-        if not 3 <= rank <= 5:
-            raise ValueError(
-                f"{type(self).__name__} expects inputs of rank 3 to 5 (1D, 2D or 3D feature maps "
-                f"with a batch axis). Received: input_shape={tuple(input_shape)}"
-            )
-        channels = self._build_channel_axis(input_shape)
-        # Reduction axes, excluding the batch (0) and channels axes.
-        self._spatial_axes = tuple(a for a in range(1, rank) if a != self._channel_axis)
+        channels = self._build_feature_map(input_shape)
         self._build_affine((channels,))
         if self.apply_act and self.uses_v:
             self.v = self._add_parameter(
@@ -149,15 +141,7 @@ class _EvoNorm(NormalizationBase):
 
     def call(self, inputs, training=None, mask=None):
         x = norm_ops.upcast(inputs)
-        rank = len(x.shape)
-        if mask is not None:
-            if len(mask.shape) != rank - 1:
-                raise ValueError(
-                    f"{type(self).__name__} expects a mask of the input's shape without the "
-                    f"channels axis (rank {rank - 1}). Received: mask.shape={mask.shape}, "
-                    f"inputs.shape={inputs.shape}"
-                )
-            mask = mask_weights(mask, self._channel_axis, x.dtype)
+        mask = self._position_weights(mask, inputs, x.dtype)
         if self.apply_act or self.normalizes_without_act:
             x = self._normalize(x, mask, training)
         return ops.cast(self._affine(x), self.compute_dtype)

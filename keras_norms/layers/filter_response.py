@@ -17,7 +17,6 @@ from keras_norms.layers.base import broadcast_shape
 from keras_norms.layers.base import check_bool
 from keras_norms.layers.base import check_int
 from keras_norms.layers.base import normalize_axis
-from keras_norms.ops.statistics import mask_weights
 
 # tensorflow-addons' initial value of the learned epsilon.
 LEARNED_EPSILON_INITIAL = 1e-4
@@ -109,13 +108,7 @@ class FilterResponseNormalization(NormalizationBase):
 
     def build(self, input_shape):
         rank = len(input_shape)
-        if not 3 <= rank <= 5:
-            raise ValueError(
-                f"FilterResponseNormalization expects inputs of rank 3 to 5 (1D, 2D or 3D feature maps "
-                f"with a batch axis). Received: input_shape={tuple(input_shape)}"
-            )
-        channels = self._build_channel_axis(input_shape)
-        self._spatial_axes = tuple(a for a in range(1, rank) if a != self._channel_axis)
+        channels = self._build_feature_map(input_shape)
         self._build_affine((channels,))
         if self.apply_act:
             self.tau = self._add_parameter("tau", (channels,), self.tau_initializer, self.tau_regularizer,
@@ -130,14 +123,7 @@ class FilterResponseNormalization(NormalizationBase):
     def call(self, inputs, training=None, mask=None):
         x = norm_ops.upcast(inputs)
         rank = len(x.shape)
-        if mask is not None:
-            if len(mask.shape) != rank - 1:
-                raise ValueError(
-                    f"FilterResponseNormalization expects a mask of the input's shape without the "
-                    f"channels axis (rank {rank - 1}). Received: mask.shape={mask.shape}, "
-                    f"inputs.shape={inputs.shape}"
-                )
-            mask = mask_weights(mask, self._channel_axis, x.dtype)
+        mask = self._position_weights(mask, inputs, x.dtype)
         mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
         epsilon = self.epsilon
         if self.learned_epsilon:

@@ -10,9 +10,10 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_number
 from keras_norms.ops import activations as activation_ops
+from keras_norms.ops.dtypes import to_floating
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -28,7 +29,9 @@ def crrelu(x, epsilon=0.01):
     >>> # [-0.00606531, 0.50441248, 1.00606531, 2.00270671]
     """
     epsilon = check_number("epsilon", epsilon)
-    return activation_ops.crrelu(x, ops.cast(epsilon, keras.backend.standardize_dtype(x.dtype)))
+    x = to_floating(ops.convert_to_tensor(x), keras.config.floatx())  # integer input: floatx
+    # A Python float keeps x's dtype on every backend; ops.cast(0.3, "float64") rounds through float32.
+    return activation_ops.crrelu(x, epsilon)
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -85,7 +88,8 @@ class CRReLU(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        return activation_ops.crrelu(inputs, ops.cast(self.epsilon, inputs.dtype))
+        x = to_floating(inputs, self.compute_dtype)
+        return activation_ops.crrelu(x, ops.cast(self.epsilon, x.dtype))
 
     def compute_output_shape(self, input_shape):
         return input_shape

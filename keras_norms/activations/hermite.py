@@ -15,10 +15,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_int
+from keras_norms.arguments import check_number
 from keras_norms.ops import activations as activation_ops
+from keras_norms.ops.dtypes import upcast
 
 _REGIMES = ("nearest_neighbor", "singular_kernel", "majority_vote")
 
@@ -47,7 +48,7 @@ class HermiteActivation(keras.layers.Layer):
     regime; their formulas could not be sourced, so none is shipped under the paper's name. For
     example `a = [c, sqrt(1 - 2 c**2), c]` (any `|c| < 1/sqrt(2)`) has `xi(1) = xi'(1) = 1`.
 
-    Computed in float32 (the coefficients are a float32 weight), output cast to the compute dtype.
+    Computed in float32 (float64 for a float64 layer), output cast to the compute dtype.
 
     Args:
         coefficients: The `a_i`, lowest degree first.
@@ -77,8 +78,8 @@ class HermiteActivation(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        x = ops.cast(inputs, "float32")
-        y = activation_ops.hermite_series(x, ops.convert_to_tensor(self.coefficient_weights))
+        x = upcast(inputs, self.compute_dtype)
+        y = activation_ops.hermite_series(x, ops.cast(self.coefficient_weights, x.dtype))
         return ops.cast(y, self.compute_dtype)
 
     def dual_statistics(self, tolerance=1e-6):

@@ -10,9 +10,10 @@ import keras
 from keras import activations
 from keras import ops
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_fraction
 from keras_norms.ops import activations as activation_ops
+from keras_norms.ops.dtypes import to_floating
 
 
 def _get_activation(name, value):
@@ -58,7 +59,7 @@ class InterpolatedActivation(keras.layers.Layer):
         self.fn_a = _get_activation("fn_a", fn_a)
         self.fn_b = _get_activation("fn_b", fn_b)
         self.trainable_alpha = check_bool("trainable_alpha", trainable_alpha)
-        self.alpha = check_number("alpha", alpha, minimum=0.0, maximum=1.0)
+        self.alpha = check_fraction("alpha", alpha)
         if self.trainable_alpha and self.alpha in (0.0, 1.0):
             raise ValueError(
                 "A trainable `alpha` is sigmoid(logit) and must start inside (0, 1). "
@@ -76,11 +77,12 @@ class InterpolatedActivation(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
+        x = to_floating(inputs, self.compute_dtype)
         if self.trainable_alpha:
-            alpha = ops.cast(ops.sigmoid(self.alpha_logit), inputs.dtype)
+            alpha = ops.cast(ops.sigmoid(self.alpha_logit), x.dtype)
         else:
             alpha = self.alpha
-        return activation_ops.interpolate(self.fn_a(inputs), self.fn_b(inputs), alpha)
+        return activation_ops.interpolate(self.fn_a(x), self.fn_b(x), alpha)
 
     def compute_output_shape(self, input_shape):
         return input_shape

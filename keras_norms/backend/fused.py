@@ -10,6 +10,10 @@ from keras import ops
 from keras_norms.backend import register
 from keras_norms.backend import torch_compiling
 from keras_norms.backend.recompute import with_residuals
+from keras_norms.ops.dtypes import maximum
+from keras_norms.ops.statistics import masked_mean
+from keras_norms.ops.statistics import masked_mean_square
+from keras_norms.ops.statistics import masked_moments
 from keras_norms.ops.statistics import split_groups
 
 
@@ -41,11 +45,10 @@ def evonorm_b0(x, v, moving_variance, spatial_axes, epsilon):
     batch_axes = (0,) + tuple(spatial_axes)
     instance_count = _count(x, spatial_axes)
     sg = ops.stop_gradient
-    mean_i = sg(ops.mean(x, axis=spatial_axes, keepdims=True))
-    var_i = sg(ops.mean(ops.square(x - mean_i), axis=spatial_axes, keepdims=True))
+    mean_i, var_i, _ = (sg(t) for t in masked_moments(x, tuple(spatial_axes)))
     if training:
-        mean_b = ops.mean(mean_i, axis=0, keepdims=True)
-        var_b = ops.mean(var_i, axis=0, keepdims=True) + ops.mean(ops.square(mean_i - mean_b), axis=0, keepdims=True)
+        mean_b = masked_mean(mean_i, (0,))
+        var_b = masked_mean(var_i, (0,)) + masked_mean_square(mean_i - mean_b, (0,))
         batch_count = _count(x, batch_axes)
     else:
         mean_b, var_b, batch_count = None, sg(moving_variance), None
@@ -63,7 +66,7 @@ def evonorm_b0(x, v, moving_variance, spatial_axes, epsilon):
             if upstream is None:
                 (upstream,) = args
             r = v * x + s
-            d = ops.maximum(a, r)
+            d = maximum(a, r)
             h = -upstream * x / ops.square(d)
             h_r = ops.where(a >= r, 0.0, h)
             dx = upstream / d + v * h_r
@@ -75,7 +78,7 @@ def evonorm_b0(x, v, moving_variance, spatial_axes, epsilon):
             zeros = [ops.zeros_like(t) for t in (mean_i, var_i, mean_b, var_b)]
             return (dx, dv, *zeros)
 
-        return x / ops.maximum(a, v * x + s), grad
+        return x / maximum(a, v * x + s), grad
 
     return normalize(x, v, mean_i, var_i, mean_b, var_b), var_b, batch_count
 

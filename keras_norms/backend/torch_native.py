@@ -1,7 +1,7 @@
 """Fast paths that call torch's own fused kernels (registered for the torch backend only)."""
 
 from keras_norms.backend import register
-from keras_norms.ops.statistics import upcast
+from keras_norms.ops.dtypes import upcast
 
 
 @register("rms_normalization", backends=("torch",))

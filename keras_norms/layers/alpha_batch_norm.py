@@ -7,11 +7,15 @@ Reference (the common implementation): mariodoebler/test-time-adaptation `AlphaB
 import keras
 from keras import ops
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_epsilon
+from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_int
+from keras_norms.arguments import check_mask
+from keras_norms.arguments import normalize_axis
 from keras_norms.ops import batch_norm as batch_norm_ops
+from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.statistics import mask_weights
-from keras_norms.ops.statistics import upcast
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -32,7 +36,7 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
     It has the weights of `keras.layers.BatchNormalization` (`gamma`, `beta`, `moving_mean`,
     `moving_variance`) and takes all its arguments, so a trained BN converts with its weights
     (`keras_norms.surgery.calibrate_batch_statistics`). Masked positions are left out of the batch
-    statistics. Computed in float32.
+    statistics. Computed in float32 (float64 for a float64 layer or input).
 
     Args:
         test_weight: Weight `a` of the test-batch statistics, in [0, 1]. 0 is plain inference BN,
@@ -49,19 +53,38 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
     >>> layer = keras_norms.layers.AlphaBatchNormalization(test_weight=0.1)
     """
 
-    def __init__(self, test_weight=0.1, synchronized=True, **kwargs):
+    def __init__(self, test_weight=0.1, synchronized=True, axis=-1, momentum=0.99, epsilon=1e-3, **kwargs):
+        # Keras' BatchNormalization checks none of these (`int(axis)` even truncates 1.5).
+        axis = check_int("axis", axis)
+        momentum = check_fraction("momentum", momentum)
+        epsilon = check_epsilon("epsilon", epsilon)
+        if kwargs.get("renorm"):
+            raise ValueError("AlphaBatchNormalization does not implement batch renormalization. "
+                             f"Received: renorm={kwargs['renorm']!r}")
         # Keras' own `synchronized` is TensorFlow-only; this layer does its own reduction.
-        super().__init__(synchronized=False, **kwargs)
-        self.test_weight = check_number("test_weight", test_weight, minimum=0.0, maximum=1.0)
+        super().__init__(axis=axis, momentum=momentum, epsilon=epsilon, synchronized=False, **kwargs)
+        self.test_weight = check_fraction("test_weight", test_weight)
         self.synchronized = check_bool("synchronized", synchronized)
 
+    def build(self, input_shape):
+        axis = normalize_axis("axis", self.axis, len(input_shape))
+        if input_shape[axis] is None:
+            raise ValueError(
+                f"The channels axis (axis={self.axis}) of the input must be known. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        super().build(input_shape)
+
     def call(self, inputs, training=None, mask=None):
-        x = upcast(inputs)
+        x = upcast(inputs, self.compute_dtype)
         rank = len(x.shape)
         axis = self.axis % rank
         shape = [1] * rank
         shape[axis] = x.shape[axis]
-        weights = None if mask is None else mask_weights(mask, axis, x.dtype)
+        weights = None
+        if mask is not None:
+            check_mask("AlphaBatchNormalization", mask, x.shape, (axis,))
+            weights = mask_weights(mask, axis, x.dtype)
         mean, variance = batch_norm_ops.calibrated_moments(
             x,
             self._reduction_axes,

@@ -2,11 +2,10 @@
 
 Subclasses choose the statistics and the formula; this base owns `gamma`/`beta` (initializers,
 regularizers, constraints, config), the float32 weights and compute of the core Keras norms
-(`autocast=False`, output cast to `compute_dtype`), the `mask` pass-through and the argument
-checks, whose errors name the argument, the value and what was expected.
+(`autocast=False`, output cast to `compute_dtype`), the `mask` pass-through and its shape check.
+Argument checks, whose errors name the argument, the value and what was expected, are in
+`keras_norms.arguments`.
 """
-
-import numbers
 
 import keras
 from keras import constraints
@@ -14,53 +13,19 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_epsilon
+from keras_norms.arguments import check_mask
+from keras_norms.arguments import last_axis_size
+from keras_norms.arguments import normalize_axis
 from keras_norms.ops.statistics import mask_weights
 
 
-def check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
-    return value
-
-
-def check_number(name, value, minimum=None, maximum=None):
-    """Returns `value` as a float, or raises naming the argument and the closed range allowed."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        low = "-inf" if minimum is None else minimum
-        high = "inf" if maximum is None else maximum
-        raise ValueError(f"`{name}` must be in [{low}, {high}]. Received: {name}={value!r}")
-    return float(value)
-
-
-def check_int(name, value, minimum=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-    return int(value)
-
-
-def normalize_axis(name, axis, rank):
-    """Returns a non-batch `axis` as an index in [1, rank), or raises naming the value and the rank."""
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int. Received: {name}={axis!r}")
-    if not -rank < axis < rank or axis % rank == 0:
-        raise ValueError(
-            f"`{name}` must be a non-batch axis of the rank-{rank} input: an int in "
-            f"[1, {rank - 1}] or [{1 - rank}, -1]. Received: {name}={axis}"
-        )
-    return axis % rank
-
-
-def last_axis_size(input_shape):
-    """The size of the input's last axis, which a layer's weights depend on; raises if unknown."""
-    size = input_shape[-1]
-    if size is None:
-        raise ValueError(
-            f"The last axis of the input must be known. Received: input_shape={tuple(input_shape)}"
-        )
+def build_feature_axis(layer, input_shape):
+    """For layers whose weights depend on the input's last axis (Dense-like layers): checks it
+    and sets an input spec that holds later calls to the same size, at any rank >= 2."""
+    size = last_axis_size(input_shape)
+    layer.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: size})
     return size
 
 
@@ -93,7 +58,7 @@ class NormalizationBase(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.epsilon = check_number("epsilon", epsilon, minimum=0.0)
+        self.epsilon = check_epsilon("epsilon", epsilon)
         self.center = check_bool("center", center)
         self.scale = check_bool("scale", scale)
         self.beta_initializer = initializers.get(beta_initializer)
@@ -158,29 +123,28 @@ class NormalizationBase(keras.layers.Layer):
         """A position mask (the input's shape without the channels axis) as 0/1 weights, or None."""
         if mask is None:
             return None
-        rank = len(inputs.shape)
-        if len(mask.shape) != rank - 1:
-            raise ValueError(
-                f"{type(self).__name__} expects a mask of the input's shape without the "
-                f"channels axis (rank {rank - 1}). Received: mask.shape={mask.shape}, "
-                f"inputs.shape={inputs.shape}"
-            )
+        check_mask(type(self).__name__, mask, inputs.shape, (self._channel_axis,))
         return mask_weights(mask, self._channel_axis, dtype)
 
-    def _parameter(self, weight, rank):
-        """A per-channel weight as a tensor that broadcasts against a rank-`rank` input."""
-        shape = broadcast_shape(rank, self._param_axes, weight.shape)
-        return ops.reshape(ops.convert_to_tensor(weight), shape)
+    def _parameter(self, weight, rank, dtype):
+        """A per-channel weight in the computation's `dtype`, shaped to broadcast against a
+        rank-`rank` input (weights are float16 under a pure float16 policy, statistics float32)."""
+        shape = broadcast_shape(rank, self._parameter_axes(rank), weight.shape)
+        return ops.cast(ops.reshape(ops.convert_to_tensor(weight), shape), dtype)
 
-    def _effective_gamma(self, rank):
-        return self._parameter(self.gamma, rank)
+    def _parameter_axes(self, rank):
+        """The axes of a rank-`rank` input that the per-channel weights lie along."""
+        return self._param_axes
+
+    def _effective_gamma(self, rank, dtype):
+        return self._parameter(self.gamma, rank, dtype)
 
     def _affine(self, y):
         rank = len(y.shape)
         if self.scale:
-            y = y * ops.cast(self._effective_gamma(rank), y.dtype)
+            y = y * self._effective_gamma(rank, y.dtype)
         if self.center:
-            y = y + ops.cast(self._parameter(self.beta, rank), y.dtype)
+            y = y + self._parameter(self.beta, rank, y.dtype)
         return y
 
     def compute_output_shape(self, input_shape):

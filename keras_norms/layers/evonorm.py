@@ -16,12 +16,13 @@ from keras import regularizers
 
 from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_int
 from keras_norms.layers.base import NormalizationBase
 from keras_norms.layers.base import broadcast_shape
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import check_number
 from keras_norms.ops.distributed import replica_count
+from keras_norms.ops.dtypes import maximum
 from keras_norms.ops.statistics import split_groups
 
 _COMMON_ARGS = """
@@ -140,14 +141,14 @@ class _EvoNorm(NormalizationBase):
         pass
 
     def call(self, inputs, training=None, mask=None):
-        x = norm_ops.upcast(inputs)
+        x = norm_ops.upcast(inputs, self.compute_dtype)
         mask = self._position_weights(mask, inputs, x.dtype)
         if self.apply_act or self.normalizes_without_act:
             x = self._normalize(x, mask, training)
         return ops.cast(self._affine(x), self.compute_dtype)
 
-    def _v(self, rank):
-        return self._parameter(self.v, rank)
+    def _v(self, rank, dtype):
+        return self._parameter(self.v, rank, dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -178,7 +179,7 @@ class _EvoNormBatch(_EvoNorm):
         **kwargs,
     ):
         super().__init__(axis=axis, epsilon=epsilon, apply_act=apply_act, **kwargs)
-        self.momentum = check_number("momentum", momentum, minimum=0.0, maximum=1.0)
+        self.momentum = check_fraction("momentum", momentum)
         self.bessel_correction = check_bool("bessel_correction", bessel_correction)
         self.synchronized = check_bool("synchronized", synchronized)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
@@ -202,14 +203,14 @@ class _EvoNormBatch(_EvoNorm):
             _, batch_variance, count = norm_ops.masked_moments(x, batch_axes, mask, self.synchronized)
             self._update_moving_variance(batch_variance, count)
         else:
-            batch_variance = self._parameter(self.moving_variance, rank)
+            batch_variance = self._parameter(self.moving_variance, rank, x.dtype)
         return self._formula(x, batch_variance, mask)
 
     def _update_moving_variance(self, batch_variance, count):
         variance = ops.reshape(ops.stop_gradient(batch_variance), (-1,))
         if self.bessel_correction:
             count = ops.reshape(ops.stop_gradient(count), (-1,))
-            variance = variance * count / ops.maximum(count - 1.0, 1.0)
+            variance = variance * count / maximum(count - 1.0, 1.0)
         moving = ops.convert_to_tensor(self.moving_variance)
         variance = ops.cast(variance, moving.dtype)
         self.moving_variance.assign(self.momentum * moving + (1.0 - self.momentum) * variance)
@@ -266,15 +267,15 @@ class EvoNormB0(_EvoNormBatch):
             return super()._normalize(x, mask, training)
         rank = len(x.shape)
         training = bool(training and self.trainable)
-        moving = None if training else self._parameter(self.moving_variance, rank)
-        y, batch_variance, count = fused(x, self._v(rank), moving, self._spatial_axes, self.epsilon)
+        moving = None if training else self._parameter(self.moving_variance, rank, x.dtype)
+        y, batch_variance, count = fused(x, self._v(rank, x.dtype), moving, self._spatial_axes, self.epsilon)
         if training:
             self._update_moving_variance(batch_variance, count)
         return y
 
     def _formula(self, x, batch_variance, mask):
         _, instance_variance, _ = norm_ops.masked_moments(x, self._spatial_axes, mask)
-        v = self._v(len(x.shape))
+        v = self._v(len(x.shape), x.dtype)
         return norm_ops.evonorm_b0(x, batch_variance, instance_variance, v, self.epsilon)
 
 
@@ -340,7 +341,7 @@ class _EvoNormSample(_EvoNorm):
     def _normalize(self, x, mask, training):
         rank = len(x.shape)
         axis = self._channel_axis
-        v = None if self.v is None else self._v(rank)
+        v = None if self.v is None else self._v(rank, x.dtype)
         fused = fast_paths.get("evonorm_s") if mask is None and self.apply_act else None
         if fused is not None:
             centered = self.group_statistic == "variance"

@@ -8,10 +8,16 @@ fine-tuning", arXiv 2409.13710). Reference: submarat/removing-layer-norm.
 import keras
 from keras import ops
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_number
-from keras_norms.layers.base import last_axis_size
-from keras_norms.ops.statistics import upcast
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_epsilon
+from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_mask
+from keras_norms.arguments import check_positive
+from keras_norms.layers.base import build_feature_axis
+from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.statistics import mask_weights
+from keras_norms.ops.statistics import masked_mean
+from keras_norms.ops.statistics import masked_moments
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -34,6 +40,13 @@ class FakeLayerNormalization(keras.layers.Layer):
         fake: Start in fake mode.
         **kwargs: Base layer keyword arguments.
 
+    Call arguments:
+        inputs: A tensor of rank >= 2, normalized over its last axis.
+        training: Python boolean: track `sigma` when True (and the layer is real).
+        mask: Optional boolean tensor of the input's shape without the last axis, True for valid
+            tokens. Padded tokens are left out of the tracked `sigma` (per-token outputs do not
+            depend on it); the mask is passed on to the next layer.
+
     Example:
 
     >>> norm = keras_norms.layers.FakeLayerNormalization()
@@ -42,17 +55,15 @@ class FakeLayerNormalization(keras.layers.Layer):
 
     def __init__(self, epsilon=1e-5, momentum=0.9, sigma=1.0, fake=False, **kwargs):
         super().__init__(**kwargs)
-        self.epsilon = check_number("epsilon", epsilon, minimum=0.0)
-        self.momentum = check_number("momentum", momentum, minimum=0.0, maximum=1.0)
-        self.sigma_initial = check_number("sigma", sigma, minimum=0.0)
-        if self.sigma_initial <= 0:
-            raise ValueError(f"`sigma` must be > 0. Received: sigma={sigma!r}")
+        self.epsilon = check_epsilon("epsilon", epsilon)
+        self.momentum = check_fraction("momentum", momentum)
+        self.sigma_initial = check_positive("sigma", sigma)
         self.fake_initial = check_bool("fake", fake)
         self.supports_masking = True
         self.autocast = False
 
     def build(self, input_shape):
-        width = last_axis_size(input_shape)
+        width = build_feature_axis(self, input_shape)
         self.gamma = self.add_weight(name="gamma", shape=(width,), initializer="ones", autocast=False)
         self.beta = self.add_weight(name="beta", shape=(width,), initializer="zeros", autocast=False)
         self.sigma = self.add_weight(
@@ -68,20 +79,24 @@ class FakeLayerNormalization(keras.layers.Layer):
         """Switches the layer to fake (True) or back to real (False) mode."""
         self.is_fake.assign(1.0 if check_bool("fake", fake) else 0.0)
 
-    def call(self, inputs, training=None):
-        x = upcast(inputs)
-        mean = ops.mean(x, axis=-1, keepdims=True)
+    def call(self, inputs, training=None, mask=None):
+        x = upcast(inputs, self.compute_dtype)
+        rank = len(x.shape)
+        if mask is not None:
+            check_mask("FakeLayerNormalization", mask, x.shape, (rank - 1,))
+        mean, variance, _ = masked_moments(x, (rank - 1,))
         centered = x - mean
-        token_std = ops.sqrt(ops.mean(ops.square(centered), axis=-1, keepdims=True) + self.epsilon)
+        token_std = ops.sqrt(variance + self.epsilon)
         is_fake = ops.cast(self.is_fake, x.dtype)
         sigma = ops.cast(self.sigma, x.dtype)
         if training:
-            # Track sigma only while real; a fake layer keeps its frozen value.
-            observed = ops.stop_gradient(ops.mean(token_std))
+            # Track sigma only while real (over the valid tokens); a fake layer keeps its frozen value.
+            weights = None if mask is None else mask_weights(mask, rank - 1, x.dtype)
+            observed = ops.stop_gradient(ops.reshape(masked_mean(token_std, tuple(range(rank)), weights), ()))
             updated = self.momentum * sigma + (1.0 - self.momentum) * observed
-            self.sigma.assign(ops.where(is_fake > 0, sigma, updated))
+            self.sigma.assign(ops.cast(ops.where(is_fake > 0, sigma, updated), self.sigma.dtype))
         denominator = is_fake * ops.stop_gradient(sigma) + (1.0 - is_fake) * token_std
-        y = centered / denominator * self.gamma + self.beta
+        y = centered / denominator * ops.cast(self.gamma, x.dtype) + ops.cast(self.beta, x.dtype)
         return ops.cast(y, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

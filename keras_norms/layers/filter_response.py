@@ -12,11 +12,11 @@ from keras import ops
 from keras import regularizers
 
 from keras_norms import ops as norm_ops
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_int
+from keras_norms.arguments import normalize_axis
 from keras_norms.layers.base import NormalizationBase
 from keras_norms.layers.base import broadcast_shape
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import normalize_axis
 
 # tensorflow-addons' initial value of the learned epsilon.
 LEARNED_EPSILON_INITIAL = 1e-4
@@ -40,7 +40,7 @@ class FilterResponseNormalization(NormalizationBase):
 
     Args:
         axis: The channels axis: -1 (channels-last, default) or 1 (channels-first).
-        epsilon: Non-negative float inside the square root (1e-6).
+        epsilon: Float inside the square root, > 0 (1e-6).
         learned_epsilon: Add a learned `|eps_l|` to `epsilon`.
         apply_act: Apply the TLU `max(., tau)` after the affine (default True).
         center, scale: Use `beta`, `gamma`.
@@ -121,7 +121,7 @@ class FilterResponseNormalization(NormalizationBase):
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
 
     def call(self, inputs, training=None, mask=None):
-        x = norm_ops.upcast(inputs)
+        x = norm_ops.upcast(inputs, self.compute_dtype)
         rank = len(x.shape)
         mask = self._position_weights(mask, inputs, x.dtype)
         mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
@@ -130,7 +130,7 @@ class FilterResponseNormalization(NormalizationBase):
             epsilon = epsilon + ops.abs(ops.cast(self.epsilon_learned, x.dtype))
         y = self._affine(norm_ops.filter_response_normalization(x, mean_square, epsilon))
         if self.apply_act:
-            y = norm_ops.tlu(y, self._parameter(self.tau, rank))
+            y = norm_ops.tlu(y, self._parameter(self.tau, rank, x.dtype))
         return ops.cast(y, self.compute_dtype)
 
     def get_config(self):
@@ -201,10 +201,10 @@ class TLU(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=len(input_shape), axes={self._channel_axis: channels})
 
     def call(self, inputs):
-        x = norm_ops.upcast(inputs)
+        x = norm_ops.upcast(inputs, self.compute_dtype)
         shape = broadcast_shape(len(x.shape), (self._channel_axis,), (x.shape[self._channel_axis],))
-        tau = ops.reshape(ops.convert_to_tensor(self.tau), shape)
-        alpha = None if self.alpha is None else ops.reshape(ops.convert_to_tensor(self.alpha), shape)
+        tau = ops.reshape(ops.cast(self.tau, x.dtype), shape)
+        alpha = None if self.alpha is None else ops.reshape(ops.cast(self.alpha, x.dtype), shape)
         return ops.cast(norm_ops.tlu(x, tau, alpha), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

@@ -12,11 +12,17 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import last_axis_size
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_choice
+from keras_norms.arguments import check_epsilon
+from keras_norms.arguments import check_int
+from keras_norms.arguments import check_number
+from keras_norms.arguments import check_positive
+from keras_norms.arguments import normalize_axis
+from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
+from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.dtypes import upcast
 
 _WEIGHT_NORMS = ("reparam", "constraint")
 
@@ -27,10 +33,10 @@ class L2Normalize(keras.layers.Layer):
 
     The latent constraint of the paper, placed just before a `CosineClassifier(scale=None)`: the
     logits are then `s * cos(theta_j)`. Zero vectors stay zero (the clamp is on the squared norm,
-    as Keras' and TensorFlow's `l2_normalize`). Computed in float32.
+    as Keras' and TensorFlow's `l2_normalize`). Computed in float32 (float64 for a float64 layer).
 
     Args:
-        scale: The radius `s` (default 10, the reference's default; NormFace's bound shows that
+        scale: The radius `|s|`, not 0 (default 10, the reference's default; NormFace's bound shows that
             many classes need `s` of 10 to 20 or more).
         trainable_scale: Learn `s` (the reference keeps it fixed).
         axis: The embedding axis (default -1).
@@ -45,9 +51,11 @@ class L2Normalize(keras.layers.Layer):
     def __init__(self, scale=10.0, trainable_scale=False, axis=-1, epsilon=1e-12, **kwargs):
         super().__init__(**kwargs)
         self.scale = check_number("scale", scale)
+        if self.scale == 0:
+            raise ValueError(f"`scale` is the radius |s| of the sphere and must not be 0. Received: scale={scale!r}")
         self.trainable_scale = check_bool("trainable_scale", trainable_scale)
         self.axis = check_int("axis", axis)
-        self.epsilon = check_number("epsilon", epsilon, minimum=0.0)
+        self.epsilon = check_epsilon("epsilon", epsilon)
         self.supports_masking = True
         self.autocast = False
         self.scale_weight = self.add_weight(
@@ -60,10 +68,10 @@ class L2Normalize(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        x = ops.cast(inputs, "float32")
-        y = ops.abs(ops.convert_to_tensor(self.scale_weight)) * linear_ops.l2_normalize(
-            x, self.axis, self.epsilon
-        )
+        # Built at construction (a scalar weight), so the axis is checked against each input.
+        axis = normalize_axis("axis", self.axis, len(inputs.shape))
+        x = upcast(inputs, self.compute_dtype)
+        y = ops.abs(ops.cast(self.scale_weight, x.dtype)) * linear_ops.l2_normalize(x, axis, self.epsilon)
         return ops.cast(y, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -131,24 +139,20 @@ class CosineClassifier(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.num_classes = check_int("num_classes", num_classes, minimum=1)
-        self.scale = None if scale is None else check_number("scale", scale)
+        self.scale = None if scale is None else check_positive("scale", scale)
         self.learnable_scale = check_bool("learnable_scale", learnable_scale)
         if self.learnable_scale and self.scale is None:
             raise ValueError("`learnable_scale=True` needs a number `scale`. Received: scale=None")
-        if weight_norm not in _WEIGHT_NORMS:
-            raise ValueError(
-                f"`weight_norm` must be one of {_WEIGHT_NORMS}. Received: weight_norm={weight_norm!r}"
-            )
-        self.weight_norm = weight_norm
+        self.weight_norm = check_choice("weight_norm", weight_norm, _WEIGHT_NORMS)
         self.use_bias = check_bool("use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.epsilon = check_number("epsilon", epsilon, minimum=0.0)
+        self.epsilon = check_epsilon("epsilon", epsilon)
         self.supports_masking = True
         self.autocast = False
 
     def build(self, input_shape):
-        dim = last_axis_size(input_shape)
+        dim = build_feature_axis(self, input_shape)
         self.kernel = self.add_weight(
             name="kernel",
             shape=(dim, self.num_classes),
@@ -172,20 +176,21 @@ class CosineClassifier(keras.layers.Layer):
                 autocast=False,
             )
 
-    def class_vectors(self):
-        """The unit class vectors (kernel columns) the logits use, `(dim, num_classes)`, float32."""
-        kernel = ops.convert_to_tensor(self.kernel)
+    def class_vectors(self, dtype=None):
+        """The unit class vectors (kernel columns) the logits use, `(dim, num_classes)`, in `dtype`
+        (default: the kernel's)."""
+        kernel = ops.cast(self.kernel, dtype or self.kernel.dtype)
         if self.weight_norm == "reparam":
             return linear_ops.l2_normalize(kernel, 0, self.epsilon)
         return kernel
 
     def call(self, inputs):
-        x = ops.cast(inputs, "float32")
+        x = upcast(inputs, self.compute_dtype)
         if self.scale is not None:
-            x = ops.convert_to_tensor(self.scale_weight) * linear_ops.l2_normalize(x, -1, self.epsilon)
-        logits = ops.matmul(x, self.class_vectors())
+            x = ops.cast(self.scale_weight, x.dtype) * linear_ops.l2_normalize(x, -1, self.epsilon)
+        logits = matmul(x, self.class_vectors(x.dtype))
         if self.use_bias:
-            logits = logits + ops.convert_to_tensor(self.bias)
+            logits = logits + ops.cast(self.bias, x.dtype)
         return ops.cast(logits, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

@@ -12,10 +12,14 @@ from keras import activations
 from keras import initializers
 from keras import ops
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import last_axis_size
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_choice
+from keras_norms.arguments import check_int
+from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import kan as kan_ops
+from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.dtypes import statistics_dtype
+from keras_norms.ops.dtypes import upcast
 
 _ACTIVATIONS = ("softplus", "sigmoid", "silu", "relu", "leaky_relu", "elu", "gelu", "selu", "tanh")
 _FUNC_NORMS = ("none", "global", "per_sample")
@@ -59,7 +63,7 @@ class AFKANDense(keras.layers.Layer):
     replicas in data-parallel training (docs/distributed.md). Initializers follow torch
     (`U(+-1/sqrt(fan_in))`).
     The reference's unused submodules (q/k/v, conv, multi-head attention) are not built, so
-    parameter counts count only what is used. Computed in float32.
+    parameter counts count only what is used. Computed in float32 (float64 for a float64 layer).
 
     Args:
         units: Output size.
@@ -92,18 +96,10 @@ class AFKANDense(keras.layers.Layer):
         self.units = check_int("units", units, minimum=1)
         self.grid_size = check_int("grid_size", grid_size, minimum=1)
         self.spline_order = check_int("spline_order", spline_order, minimum=0)
-        for name, value, allowed in (
-            ("base_activation", base_activation, _ACTIVATIONS),
-            ("func", func, kan_ops.FEATURE_FUNCTIONS),
-            ("func_norm", func_norm, _FUNC_NORMS),
-            ("norm", norm, _NORMS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"`{name}` must be one of {allowed}. Received: {name}={value!r}")
-        self.base_activation = base_activation
-        self.func = func
-        self.func_norm = func_norm
-        self.norm = norm
+        self.base_activation = check_choice("base_activation", base_activation, _ACTIVATIONS)
+        self.func = check_choice("func", func, kan_ops.FEATURE_FUNCTIONS)
+        self.func_norm = check_choice("func_norm", func_norm, _FUNC_NORMS)
+        self.norm = check_choice("norm", norm, _NORMS)
         self.train_phases = check_bool("train_phases", train_phases)
         self._activation = (
             _torch_leaky_relu if base_activation == "leaky_relu" else activations.get(base_activation)
@@ -111,13 +107,13 @@ class AFKANDense(keras.layers.Layer):
         self.batch_norm = None
         if norm == "batch":
             self.batch_norm = keras.layers.BatchNormalization(
-                momentum=0.9, epsilon=1e-5, dtype="float32", name="batch_norm"
+                momentum=0.9, epsilon=1e-5, dtype=statistics_dtype(self.compute_dtype), name="batch_norm"
             )
         self.supports_masking = norm != "batch"
         self.autocast = False
 
     def build(self, input_shape):
-        dim = last_axis_size(input_shape)
+        dim = build_feature_axis(self, input_shape)
         g, k = self.grid_size, self.spline_order
         num_basis = g + k
         low = [(j - k) / g for j in range(num_basis)]
@@ -158,31 +154,31 @@ class AFKANDense(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
-        x = ops.cast(inputs, "float32")
+        x = upcast(inputs, self.compute_dtype)
         features = kan_ops.afkan_features(
             x,
-            ops.convert_to_tensor(self.phase_low),
-            ops.convert_to_tensor(self.phase_high),
+            ops.cast(self.phase_low, x.dtype),
+            ops.cast(self.phase_high, x.dtype),
             self._activation,
             self.func,
             self.func_norm,
         )
         reduced = kan_ops.afkan_global_attention(
             features,
-            ops.convert_to_tensor(self.score_kernel),
-            ops.convert_to_tensor(self.score_bias),
-            ops.convert_to_tensor(self.temperature),
+            ops.cast(self.score_kernel, x.dtype),
+            ops.cast(self.score_bias, x.dtype),
+            ops.cast(self.temperature, x.dtype),
         )
         if self.norm == "layer":
             reduced = kan_ops.layer_norm(
                 reduced,
-                ops.convert_to_tensor(self.gamma),
-                ops.convert_to_tensor(self.beta),
+                ops.cast(self.gamma, x.dtype),
+                ops.cast(self.beta, x.dtype),
                 _LAYER_NORM_EPSILON,
             )
         elif self.norm == "batch":
             reduced = self.batch_norm(reduced, training=training)
-        outputs = ops.matmul(self._activation(reduced), ops.convert_to_tensor(self.kernel))
+        outputs = matmul(self._activation(reduced), ops.cast(self.kernel, x.dtype))
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

@@ -12,11 +12,14 @@ from keras import initializers
 from keras import ops
 from keras import regularizers
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import last_axis_size
-from keras_norms.layers.base import normalize_axis
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_int
+from keras_norms.arguments import check_number
+from keras_norms.arguments import normalize_axis
+from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
+from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.dtypes import upcast
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -28,7 +31,7 @@ class NormLinear(keras.layers.Layer):
     `(in, out)`, so the normalization runs over axis 0; the reference's torch `(out, in)` weight
     normalizes its last axis. It is an L1 normalization of softplus, not a row softmax. Default
     init `N(0, 1)` and no bias, as the reference's `newLinear`. The effective kernel is computed in
-    float32 and cast to the compute dtype.
+    float32 (float64 for a float64 layer) and cast to the compute dtype.
 
     Args:
         units: Output size.
@@ -71,7 +74,7 @@ class NormLinear(keras.layers.Layer):
         self.autocast = False
 
     def build(self, input_shape):
-        features = last_axis_size(input_shape)
+        features = build_feature_axis(self, input_shape)
         self.kernel = self.add_weight(
             name="kernel",
             shape=(features, self.units),
@@ -93,12 +96,13 @@ class NormLinear(keras.layers.Layer):
 
     @property
     def effective_kernel(self):
-        """The normalized kernel `A` actually applied, `(in, units)`, in float32."""
-        return linear_ops.normalized_linear_kernel(ops.convert_to_tensor(self.kernel))
+        """The normalized kernel `A` actually applied, `(in, units)`, in float32 (float64 for float64)."""
+        return linear_ops.normalized_linear_kernel(upcast(self.kernel, self.compute_dtype))
 
     def call(self, inputs):
-        kernel = ops.cast(self.effective_kernel, self.compute_dtype)
-        outputs = ops.matmul(ops.cast(inputs, self.compute_dtype), kernel)
+        # In the compute dtype, as keras.layers.Dense; the kernel's normalization in float32 at least.
+        kernel = linear_ops.normalized_linear_kernel(upcast(self.kernel, self.compute_dtype))
+        outputs = matmul(ops.cast(inputs, self.compute_dtype), ops.cast(kernel, self.compute_dtype))
         if self.use_bias:
             outputs = outputs + ops.cast(self.bias, self.compute_dtype)
         return outputs
@@ -141,7 +145,7 @@ class OrthoTransform(keras.layers.Layer):
     Forward: `y_i = sum_j Q_ij x_j + delta` along `axis`, i.e. `x Q^T` (the series in the
     decorrelated basis). `inverse=True`: `y_j = sum_i Q_ij x_i + delta`, i.e. `x Q`, back to the
     time domain (OLinear uses the output basis `Q_out`, built with the horizon as lag, here).
-    `Q` comes from `compute_orthotrans_basis` on the training split; it is a non-trainable float32
+    `Q` comes from `compute_orthotrans_basis` on the training split; it is a non-trainable
     weight saved with the model (and in the config, so `clone_model` keeps it). `delta` starts at
     zero and varies along `offset_axes` (default: `axis`; OLinear's `(1, N, 1, T)` offset on a
     `(B, N, D, T)` input is `offset_axes=(1, 3)`). The reference's per-channel basis option (a Q
@@ -166,8 +170,12 @@ class OrthoTransform(keras.layers.Layer):
         self.basis = _check_basis(basis)
         self.inverse = check_bool("inverse", inverse)
         self.learn_offset = check_bool("learn_offset", learn_offset)
-        self.axis = axis
-        self.offset_axes = None if offset_axes is None else tuple(offset_axes)
+        self.axis = check_int("axis", axis)
+        self.offset_axes = None
+        if offset_axes is not None:
+            if not isinstance(offset_axes, (list, tuple)):
+                raise TypeError(f"`offset_axes` must be None or a list of ints. Received: offset_axes={offset_axes!r}")
+            self.offset_axes = tuple(check_int("offset_axes", a) for a in offset_axes)
         self.supports_masking = True
         self.autocast = False
 
@@ -180,10 +188,11 @@ class OrthoTransform(keras.layers.Layer):
                 f"The input axis {self.axis} must have the basis size {lag}. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._axis: lag})
         self.basis_weight = self.add_weight(
             name="basis",
             shape=self.basis.shape,
-            initializer=initializers.Constant(self.basis.astype("float32")),
+            initializer=initializers.Constant(self.basis),
             trainable=False,
             autocast=False,
         )
@@ -199,12 +208,10 @@ class OrthoTransform(keras.layers.Layer):
             self.offset = self.add_weight(name="offset", shape=tuple(shape), initializer="zeros", autocast=False)
 
     def call(self, inputs):
-        x = ops.cast(inputs, "float32")
-        y = linear_ops.orthogonal_transform(
-            x, ops.convert_to_tensor(self.basis_weight), self._axis, self.inverse
-        )
+        x = upcast(inputs, self.compute_dtype)
+        y = linear_ops.orthogonal_transform(x, ops.cast(self.basis_weight, x.dtype), self._axis, self.inverse)
         if self.learn_offset:
-            y = y + ops.convert_to_tensor(self.offset)
+            y = y + ops.cast(self.offset, x.dtype)
         return ops.cast(y, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -249,6 +256,7 @@ def compute_orthotrans_basis(train_array, lag, min_variance=1e-4):
     if series.ndim != 2:
         raise ValueError(f"`train_array` must be (time, channels). Received shape {series.shape}")
     lag = check_int("lag", lag, minimum=2)
+    min_variance = check_number("min_variance", min_variance, minimum=0.0)
     length = series.shape[0]
     if length < lag + 1:
         raise ValueError(f"`train_array` needs more than lag={lag} steps. Received {length}")

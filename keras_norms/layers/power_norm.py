@@ -5,14 +5,17 @@ Transformers", ICML 2020, arXiv 2003.07845. Authors' code: `sIncerass/powernorm`
 `fairseq/modules/norms/mask_powernorm.py` (`MaskPowerNorm`), which this layer reproduces.
 """
 
+import sys
+
 import keras
 from keras import ops
 
 from keras_norms import ops as norm_ops
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_int
+from keras_norms.arguments import check_mask
+from keras_norms.arguments import check_fraction
 from keras_norms.layers.base import NormalizationBase
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import check_number
 from keras_norms.ops import power_norm
 from keras_norms.ops.statistics import mask_weights
 
@@ -30,6 +33,26 @@ def _outside_torch_compile(function):
     import torch
 
     return torch.compiler.disable(function)
+
+
+def _gradient_accumulation_steps_of_running_fit():
+    """`gradient_accumulation_steps` of the optimizer of the `Model.train_step` calling this, or None.
+
+    A layer never sees the optimizer. `fit` and `train_on_batch` call (or, under jit, trace) `Model.train_step` in Python on every backend, so the caller's frames reach
+    the model and its optimizer (a `LossScaleOptimizer`'s inner one included). A custom training
+    loop that calls `optimizer.apply` itself is not seen.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if frame.f_code.co_name == "train_step" and isinstance(owner, keras.Model):
+            optimizer = getattr(owner, "optimizer", None)
+            for candidate in (optimizer, getattr(optimizer, "inner_optimizer", None)):
+                if getattr(candidate, "gradient_accumulation_steps", None):
+                    return candidate.gradient_accumulation_steps
+            return None
+        frame = frame.f_back
+    return None
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -82,10 +105,12 @@ class PowerNormalization(NormalizationBase):
     advance.
 
     Limits: call each PowerNormalization once per training step (two calls would add two new
-    values). With `gradient_accumulation_steps`, Keras keeps the element-wise *largest* of the
-    micro-steps' new values instead of chaining them, so the backward statistic is not the
-    authors' there; the forward and the moving statistic are. A custom training loop must add
-    `model.losses` to its loss. On torch, the training call runs outside `torch.compile` graphs
+    values). Gradient accumulation is refused: with `gradient_accumulation_steps`, Keras would keep
+    the element-wise *largest* of the micro-steps' new values instead of chaining them, so
+    `fit`/`train_on_batch` raise a ValueError at the first training step (`exact_gradient=True`,
+    which has no backward statistic, accumulates normally). A custom training loop must add
+    `model.losses` to its loss, and must not accumulate this layer's gradients either (it cannot
+    be detected there). On torch, the training call runs outside `torch.compile` graphs
     (see `_outside_torch_compile`).
 
     Args:
@@ -139,8 +164,8 @@ class PowerNormalization(NormalizationBase):
     ):
         super().__init__(epsilon=epsilon, center=center, scale=scale, **kwargs)
         self.axis = check_int("axis", axis)
-        self.alpha_fwd = check_number("alpha_fwd", alpha_fwd, minimum=0.0, maximum=1.0)
-        self.alpha_bkw = check_number("alpha_bkw", alpha_bkw, minimum=0.0, maximum=1.0)
+        self.alpha_fwd = check_fraction("alpha_fwd", alpha_fwd)
+        self.alpha_bkw = check_fraction("alpha_bkw", alpha_bkw)
         self.warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
         self.groups = check_int("groups", groups, minimum=1)
         self.exact_gradient = check_bool("exact_gradient", exact_gradient)
@@ -202,10 +227,12 @@ class PowerNormalization(NormalizationBase):
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
 
     def call(self, inputs, training=None, mask=None):
-        x = norm_ops.upcast(inputs)
+        x = norm_ops.upcast(inputs, self.compute_dtype)
         rank = len(x.shape)
+        if mask is not None:
+            check_mask("PowerNormalization", mask, x.shape, (self._channel_axis,))
         xs = power_norm.group_scaling(x, self._channel_axis, self.groups)
-        moving = self._parameter(self.moving_quadratic_mean, rank)
+        moving = self._parameter(self.moving_quadratic_mean, rank, x.dtype)
         if not (training and self.trainable):
             z = xs * ops.rsqrt(moving + self.epsilon)
             return ops.cast(self._affine(z), self.compute_dtype)
@@ -214,12 +241,17 @@ class PowerNormalization(NormalizationBase):
 
     def _training_call(self, xs, moving, mask):
         rank = len(xs.shape)
-        if mask is not None:
-            if len(mask.shape) != rank - 1:
+        if not self.exact_gradient:
+            steps = _gradient_accumulation_steps_of_running_fit()
+            if steps:
                 raise ValueError(
-                    "PowerNormalization expects a (batch, time) mask. Received: "
-                    f"mask.shape={mask.shape}, inputs.shape={xs.shape}"
+                    f"PowerNormalization cannot train with gradient_accumulation_steps={steps}: "
+                    "Keras keeps the element-wise largest of the micro-steps' backward statistics "
+                    "instead of chaining them as the authors' code does, so the statistic would be "
+                    "silently wrong. Train without gradient accumulation (a larger batch, or more "
+                    "steps), or pass exact_gradient=True (plain autodiff, no backward statistic)."
                 )
+        if mask is not None:
             mask = mask_weights(mask, self._channel_axis, xs.dtype)
         quadratic_mean = norm_ops.masked_mean_square(xs, self._reduce_axes, mask, self.synchronized)
         step = ops.convert_to_tensor(self.step) + 1
@@ -234,8 +266,8 @@ class PowerNormalization(NormalizationBase):
                 xs,
                 quadratic_mean,
                 normalizer,
-                self._parameter(self.backward_statistic, rank),
-                ops.convert_to_tensor(self.backward_loss_scale),
+                self._parameter(self.backward_statistic, rank, xs.dtype),
+                ops.cast(self.backward_loss_scale, xs.dtype),
                 epsilon=self.epsilon,
                 alpha_bkw=self.alpha_bkw,
                 reduce_axes=self._reduce_axes,
@@ -244,13 +276,13 @@ class PowerNormalization(NormalizationBase):
             self.add_loss(auxiliary_loss)
         # State last: on torch and tensorflow, tensors read from variables share their storage.
         new_moving = power_norm.updated_moving_quadratic_mean(
-            ops.convert_to_tensor(self.moving_quadratic_mean),
+            ops.cast(self.moving_quadratic_mean, xs.dtype),
             ops.reshape(ops.stop_gradient(quadratic_mean), (-1,)),
             step,
             self.warmup_steps,
             self.alpha_fwd,
         )
-        self.moving_quadratic_mean.assign(new_moving)
+        self.moving_quadratic_mean.assign(ops.cast(new_moving, self.moving_quadratic_mean.dtype))
         self.step.assign(step)
         return ops.cast(self._affine(z), self.compute_dtype)
 

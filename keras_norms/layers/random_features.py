@@ -10,11 +10,13 @@ import numpy as np
 from keras import initializers
 from keras import ops
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import last_axis_size
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_int
+from keras_norms.arguments import check_number
+from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import random_features as feature_ops
+from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.dtypes import upcast
 
 
 def gaussian_projection(num_features, dim, orthogonal, seed):
@@ -45,7 +47,7 @@ class SNNKDense(keras.layers.Layer):
     `phi(W^T)` of a kernel `W` (`init_from_kernel`, Keras layout `(in, units)`, e.g. a trained
     Dense kernel; default a Glorot-uniform draw). `<phi(x), phi(w_j)>` estimates the arc-cosine
     kernel `E_g[relu(g.x) relu(g.w_j)] = |x||w_j| (sin t + (pi - t) cos t) / (2 pi)`, not
-    `relu(w_j . x)`, with O(1/sqrt(m)) noise. `G` is a non-trainable float32 weight saved with the
+    `relu(w_j . x)`, with O(1/sqrt(m)) noise. `G` is a non-trainable weight (float32 by default) saved with the
     model and drawn from `seed`. No bias, like the reference's `NNK_Relu`, unless `use_bias`.
 
     The reference's exponential (URF) feature variant takes user-supplied callables `A, a` and
@@ -97,7 +99,7 @@ class SNNKDense(keras.layers.Layer):
         self.autocast = False
 
     def build(self, input_shape):
-        dim = last_axis_size(input_shape)
+        dim = build_feature_axis(self, input_shape)
         kernel = self.init_from_kernel
         if kernel is None:
             limit = np.sqrt(6.0 / (dim + self.units))
@@ -111,12 +113,12 @@ class SNNKDense(keras.layers.Layer):
         self.projection = self.add_weight(
             name="projection",
             shape=projection.shape,
-            initializer=initializers.Constant(projection.astype("float32")),
+            initializer=initializers.Constant(projection),
             trainable=False,
             autocast=False,
         )
         self.psi = self.add_weight(
-            name="psi", shape=psi.shape, initializer=initializers.Constant(psi.astype("float32")),
+            name="psi", shape=psi.shape, initializer=initializers.Constant(psi),
             autocast=False,
         )
         self.bias = None
@@ -124,13 +126,13 @@ class SNNKDense(keras.layers.Layer):
             self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros", autocast=False)
 
     def call(self, inputs):
-        x = ops.cast(inputs, "float32")
+        x = upcast(inputs, self.compute_dtype)
         features = feature_ops.relu_random_features(
-            x, ops.convert_to_tensor(self.projection), self.relu_floor
+            x, ops.cast(self.projection, x.dtype), self.relu_floor
         )
-        outputs = ops.matmul(features, ops.transpose(ops.convert_to_tensor(self.psi)))
+        outputs = matmul(features, ops.transpose(ops.cast(self.psi, x.dtype)))
         if self.use_bias:
-            outputs = outputs + ops.convert_to_tensor(self.bias)
+            outputs = outputs + ops.cast(self.bias, x.dtype)
         return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

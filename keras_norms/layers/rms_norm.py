@@ -10,9 +10,10 @@ from keras import ops
 
 from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_mask
+from keras_norms.arguments import normalize_axis
 from keras_norms.layers.base import NormalizationBase
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import normalize_axis
 
 _ARGS = """
     Args:
@@ -80,19 +81,39 @@ class _RootMeanSquareBase(NormalizationBase):
                 f"Received: input_shape={tuple(input_shape)}"
             )
         self._build_affine(sizes)
-        self.input_spec = keras.layers.InputSpec(
-            ndim=rank, axes=dict(zip(self._param_axes, sizes))
-        )
+        # Trailing axes (the usual `axis=-1`) work on any rank with the same trailing sizes, as
+        # keras.layers.RMSNormalization does: one layer can serve (B, T, D) and (B, D) tensors.
+        self._trailing = self._param_axes == tuple(range(rank - len(sizes), rank))
+        if self._trailing:
+            self.input_spec = keras.layers.InputSpec(
+                min_ndim=len(sizes) + 1, axes={a - rank: size for a, size in zip(self._param_axes, sizes)}
+            )
+        else:
+            self.input_spec = keras.layers.InputSpec(ndim=rank, axes=dict(zip(self._param_axes, sizes)))
 
-    def _effective_gamma(self, rank):
-        gamma = self._parameter(self.gamma, rank)
+    def _parameter_axes(self, rank):
+        if self._trailing:
+            return tuple(range(rank - len(self._param_axes), rank))
+        return self._param_axes
+
+    def _effective_gamma(self, rank, dtype):
+        gamma = self._parameter(self.gamma, rank, dtype)
         return 1.0 + gamma if self.zero_centered_gamma else gamma
+
+    def _prepare(self, inputs, mask):
+        """The input in the statistics' dtype and its normalized axes; checks the mask."""
+        x = norm_ops.upcast(inputs, self.compute_dtype)
+        axes = self._parameter_axes(len(x.shape))
+        if mask is not None:  # a Keras mask: the positions, the input without its last axis
+            check_mask(type(self).__name__, mask, x.shape, (len(x.shape) - 1,))
+        return x, axes
 
     def call(self, inputs, training=None, mask=None):
         # Per-token statistics: the same in training, and nothing to exclude; Keras propagates
         # the mask. Both arguments exist so the layer can stand in for any Keras norm.
-        del training, mask
-        y = self._normalize(inputs)
+        del training
+        x, axes = self._prepare(inputs, mask)
+        y = self._normalize(x, axes)
         return ops.cast(self._affine(y), self.compute_dtype)
 
     def get_config(self):
@@ -123,23 +144,21 @@ class RMSNormalization(_RootMeanSquareBase):
     """
 
     def call(self, inputs, training=None, mask=None):
-        rank = len(inputs.shape)
-        fused = None
-        if self._param_axes == tuple(range(rank - len(self._param_axes), rank)):  # trailing axes
-            fused = fast_paths.get("rms_normalization")
+        fused = fast_paths.get("rms_normalization") if self._trailing else None
         if fused is None:
             return super().call(inputs, training=training, mask=mask)
+        x, axes = self._prepare(inputs, mask)
         gamma = None
         if self.scale:  # inside the fused kernel
-            gamma = ops.convert_to_tensor(self.gamma)
+            gamma = ops.cast(self.gamma, x.dtype)
             gamma = 1.0 + gamma if self.zero_centered_gamma else gamma
-        y = fused(inputs, self._param_axes, self.epsilon, gamma)
+        y = fused(x, axes, self.epsilon, gamma)
         if self.center:
-            y = y + ops.cast(self._parameter(self.beta, rank), y.dtype)
+            y = y + self._parameter(self.beta, len(x.shape), y.dtype)
         return ops.cast(y, self.compute_dtype)
 
-    def _normalize(self, inputs):
-        return norm_ops.rms_normalization(inputs, self._param_axes, self.epsilon)
+    def _normalize(self, x, axes):
+        return norm_ops.rms_normalization(x, axes, self.epsilon)
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -170,8 +189,8 @@ class CRMSNormalization(_RootMeanSquareBase):
             )
         super().__init__(axis=axis, **kwargs)
 
-    def _normalize(self, inputs):
-        return norm_ops.crms_normalization(inputs, self._param_axes[0], self.epsilon)
+    def _normalize(self, x, axes):
+        return norm_ops.crms_normalization(x, axes[0], self.epsilon)
 
 
 for _cls in (RMSNormalization, CRMSNormalization):

@@ -11,12 +11,17 @@ import keras
 from keras import initializers
 from keras import ops
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import last_axis_size
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_int
+from keras_norms.arguments import check_number
+from keras_norms.arguments import check_positive
+from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
 from keras_norms.ops import temperature as temperature_ops
+from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.dtypes import statistics_dtype
+from keras_norms.ops.dtypes import upcast
 
 _NORMALIZE_EPSILON = 1e-24  # squared: torch's F.normalize clamps the norm at 1e-12
 
@@ -37,7 +42,7 @@ class TempNet(keras.layers.Layer):
 
     Defaults are the GPT-2 runs' (`M = 256`, `tau` in [0.5, 5], dropout 0.5); the LLaMA runs use
     `tau_min=0.01, tau_max=1.2`. `Lin1` has `V * M` weights: with a 50k vocabulary, 13M. The
-    scale `s` is float32 (the reference stores it in float16); the whole net runs in float32.
+    scale `s` is float32 (the reference stores it in float16); the whole net runs in float32 (float64 for a float64 layer).
     Lin1 and Lin2 use torch's default init, `U(+-1/sqrt(fan_in))`. At generation, the reference
     feeds `z - max(z)` and divides the logits by `tau`. The CLIP variant (prototype-based) is not
     included.
@@ -60,20 +65,20 @@ class TempNet(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.hidden_units = check_int("hidden_units", hidden_units, minimum=1)
-        self.tau_min = check_number("tau_min", tau_min, minimum=0.0)
+        self.tau_min = check_positive("tau_min", tau_min)
         self.tau_max = check_number("tau_max", tau_max)
-        if not 0 < self.tau_min < self.tau_max:
+        if not self.tau_min < self.tau_max:
             raise ValueError(
                 f"Expected 0 < tau_min < tau_max. Received: tau_min={tau_min!r}, tau_max={tau_max!r}"
             )
-        self.dropout = check_number("dropout", dropout, minimum=0.0, maximum=1.0)
+        self.dropout = check_fraction("dropout", dropout, exclusive_maximum=True)
         self.normalize_input = check_bool("normalize_input", normalize_input)
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype="float32")
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=statistics_dtype(self.compute_dtype))
         self.supports_masking = True
         self.autocast = False
 
     def build(self, input_shape):
-        vocab = last_axis_size(input_shape)
+        vocab = build_feature_axis(self, input_shape)
         units = self.hidden_units
         weights = {
             "kernel_1": ((vocab, units), _torch_uniform(vocab)),
@@ -89,19 +94,19 @@ class TempNet(keras.layers.Layer):
             setattr(self, name, weight)
 
     def call(self, inputs, training=None):
-        x = ops.cast(inputs, "float32")
+        x = upcast(inputs, self.compute_dtype)
         if self.normalize_input:
             x = linear_ops.l2_normalize(x, -1, _NORMALIZE_EPSILON)
-        hidden = ops.matmul(x, ops.convert_to_tensor(self.kernel_1))
-        hidden = ops.sigmoid(hidden + ops.convert_to_tensor(self.bias_1))
+        hidden = matmul(x, ops.cast(self.kernel_1, x.dtype))
+        hidden = ops.sigmoid(hidden + ops.cast(self.bias_1, x.dtype))
         hidden = self.dropout_layer(hidden, training=training)
-        hidden = ops.matmul(hidden, ops.convert_to_tensor(self.kernel_2))
-        hidden = hidden + ops.convert_to_tensor(self.bias_2)
+        hidden = matmul(hidden, ops.cast(self.kernel_2, x.dtype))
+        hidden = hidden + ops.cast(self.bias_2, x.dtype)
         tau = temperature_ops.tempnet_temperature(
             hidden,
-            ops.convert_to_tensor(self.log_scale),
-            ops.convert_to_tensor(self.last_kernel),
-            ops.convert_to_tensor(self.last_bias),
+            ops.cast(self.log_scale, x.dtype),
+            ops.cast(self.last_kernel, x.dtype),
+            ops.cast(self.last_bias, x.dtype),
             self.tau_min,
             self.tau_max,
         )

@@ -9,6 +9,8 @@ import keras
 from keras import ops
 
 from keras_norms.ops import losses as loss_ops
+from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.statistics import masked_mean
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -60,7 +62,8 @@ class LogMeanLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         if self.base == "logistic":
             return loss_ops.log_mean_logistic_loss(y_true, y_pred)
-        return ops.log(ops.mean(ops.cast(self.base.call(y_true, y_pred), "float32")))
+        values = upcast(self.base.call(y_true, y_pred))
+        return ops.log(ops.reshape(masked_mean(values, tuple(range(len(values.shape)))), ()))
 
     def get_config(self):
         config = super().get_config()

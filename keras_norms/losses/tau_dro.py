@@ -9,8 +9,8 @@ import math
 import keras
 from keras import ops
 
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_int
+from keras_norms.arguments import check_number
 from keras_norms.ops import losses as loss_ops
 
 
@@ -49,7 +49,7 @@ class TauDROCrossEntropy(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.rho = check_number("rho", rho)
+        self.rho = check_number("rho", rho, minimum=0.0)
         self.vocab_size = None if vocab_size is None else check_int("vocab_size", vocab_size, 2)
 
     def call(self, y_true, y_pred):

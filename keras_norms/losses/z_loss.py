@@ -6,7 +6,9 @@ belonging to the Spherical Family", arXiv 1604.08859. Not the PaLM/T5 "z-loss" (
 
 import keras
 
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_epsilon
+from keras_norms.arguments import check_number
+from keras_norms.arguments import check_positive
 from keras_norms.ops import losses as loss_ops
 
 
@@ -39,11 +41,9 @@ class ZLoss(keras.losses.Loss):
         self, a=1.0, b=1.0, epsilon=1e-7, reduction="sum_over_batch_size", name="z_loss", dtype=None
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.a = check_number("a", a)
-        if self.a <= 0:
-            raise ValueError(f"`a` must be > 0. Received: a={a!r}")
+        self.a = check_positive("a", a)
         self.b = check_number("b", b)
-        self.epsilon = check_number("epsilon", epsilon, minimum=0.0)
+        self.epsilon = check_epsilon("epsilon", epsilon)
 
     def call(self, y_true, y_pred):
         return loss_ops.z_loss(y_true, y_pred, self.a, self.b, self.epsilon)

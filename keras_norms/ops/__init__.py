@@ -3,6 +3,7 @@
 from keras_norms.ops.activations import crrelu
 from keras_norms.ops.activations import hermite_series
 from keras_norms.ops.activations import interpolate
+from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.evonorm import evonorm_b0
 from keras_norms.ops.evonorm import evonorm_b1
 from keras_norms.ops.evonorm import evonorm_b2
@@ -26,7 +27,6 @@ from keras_norms.ops.rms import crms_normalization
 from keras_norms.ops.rms import rms_normalization
 from keras_norms.ops.statistics import masked_mean_square
 from keras_norms.ops.statistics import masked_moments
-from keras_norms.ops.statistics import upcast
 from keras_norms.ops.temperature import tempnet_temperature
 
 __all__ = [

@@ -1,7 +1,6 @@
 """Test-time batch-statistics calibration (alpha-BN; You, Li, Zhao, arXiv 2110.04065)."""
 
-from keras import ops
-
+from keras_norms.ops.dtypes import maximum
 from keras_norms.ops.statistics import masked_moments
 
 
@@ -15,7 +14,7 @@ def calibrated_moments(x, axes, source_mean, source_variance, test_weight, weigh
     data-parallel step (`masked_moments`).
     """
     mean, variance, count = masked_moments(x, axes, weights, synchronized)
-    variance = variance * count / ops.maximum(count - 1.0, 1.0)
+    variance = variance * count / maximum(count - 1.0, 1.0)
     mean = (1.0 - test_weight) * source_mean + test_weight * mean
     variance = (1.0 - test_weight) * source_variance + test_weight * variance
     return mean, variance

@@ -11,6 +11,8 @@ sample-dependent; S (sample) variants use group statistics of the current sample
 
 from keras import ops
 
+from keras_norms.ops.dtypes import maximum
+
 
 def evonorm_b0(x, batch_variance, instance_variance, v, epsilon):
     """B0: `x / max(sqrt(s2_b + eps), v * x + sqrt(s2_i + eps))`."""
@@ -32,7 +34,7 @@ def evonorm_b2(x, batch_variance, instance_mean_square, epsilon):
 
 def _divide_by_max(x, batch_variance, right, epsilon):
     # The denominator is >= sqrt(eps) > 0 even where `right` is negative (B1, B2).
-    return x / ops.maximum(ops.sqrt(batch_variance + epsilon), right)
+    return x / maximum(ops.sqrt(batch_variance + epsilon), right)
 
 
 def evonorm_s(x, group_statistic, epsilon, v=None, apply_act=True):

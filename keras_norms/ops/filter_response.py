@@ -4,6 +4,8 @@ CVPR 2020, arXiv 1911.09737)."""
 
 from keras import ops
 
+from keras_norms.ops.dtypes import maximum
+
 
 def filter_response_normalization(x, mean_square, epsilon):
     """`x / sqrt(nu2 + epsilon)`, `nu2` the per-sample, per-channel mean square over positions.
@@ -16,4 +18,4 @@ def filter_response_normalization(x, mean_square, epsilon):
 
 def tlu(x, tau, alpha=None):
     """Thresholded linear unit: `max(x, tau)`, or `max(x, alpha * x + tau)` (TLU-affine)."""
-    return ops.maximum(x, tau if alpha is None else alpha * x + tau)
+    return maximum(x, tau if alpha is None else alpha * x + tau)

@@ -2,6 +2,10 @@
 
 from keras import ops
 
+from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.dtypes import maximum
+from keras_norms.ops.statistics import masked_moments
+
 _FEATURE_FUNCTIONS = {
     "quad1": lambda u, v: ops.square(u * v),
     "quad2": lambda u, v: u * v + ops.square(u) + ops.square(v),
@@ -31,7 +35,7 @@ def afkan_features(x, phase_low, phase_high, activation, function, func_norm):
     features = _FEATURE_FUNCTIONS[function](activation(x - phase_low), activation(phase_high - x))
     if func_norm == "global":
         norm = ops.sqrt(ops.sum(ops.square(features)))
-        return _min_max(features / ops.maximum(norm, 1e-12), None)
+        return _min_max(features / maximum(norm, 1e-12), None)
     if func_norm == "per_sample":
         return _min_max(features, (-2, -1))
     return features
@@ -43,12 +47,11 @@ def afkan_global_attention(features, score_kernel, score_bias, temperature):
     The softmax runs over the D input features, not over the basis. A temperature below 1
     acts as 1 (and gets no gradient), as the reference's `clamp(min=1)` does.
     """
-    scores = ops.matmul(features, score_kernel) + score_bias  # (..., D, 1)
-    attention = ops.softmax(scores / ops.maximum(temperature, 1.0), axis=-2)
+    scores = matmul(features, score_kernel) + score_bias  # (..., D, 1)
+    attention = ops.softmax(scores / maximum(temperature, 1.0), axis=-2)
     return attention[..., 0] * ops.sum(features, axis=-1)
 
 
 def layer_norm(x, gamma, beta, epsilon):
-    mean = ops.mean(x, axis=-1, keepdims=True)
-    variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+    mean, variance, _ = masked_moments(x, (len(x.shape) - 1,))
     return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta

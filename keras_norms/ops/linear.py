@@ -2,6 +2,9 @@
 
 from keras import ops
 
+from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.dtypes import maximum
+
 _NORMLIN_MIN_ROW_SUM = 1e-12  # the clamp of torch's F.normalize(p=1) in the reference
 
 
@@ -13,13 +16,13 @@ def normalized_linear_kernel(kernel):
     not a softmax (Yue et al., OLinear, arXiv 2505.08550).
     """
     positive = ops.softplus(kernel)
-    return positive / ops.maximum(ops.sum(positive, axis=0, keepdims=True), _NORMLIN_MIN_ROW_SUM)
+    return positive / maximum(ops.sum(positive, axis=0, keepdims=True), _NORMLIN_MIN_ROW_SUM)
 
 
 def orthogonal_transform(x, basis, axis, inverse):
     """`x~_i = sum_j Q_ij x_j` along `axis` (`inverse=False`), or `x_j = sum_i Q_ij x~_i`."""
     moved = ops.moveaxis(x, axis, -1)
-    transformed = ops.matmul(moved, basis if inverse else ops.transpose(basis))
+    transformed = matmul(moved, basis if inverse else ops.transpose(basis))
     return ops.moveaxis(transformed, -1, axis)
 
 
@@ -28,4 +31,4 @@ def l2_normalize(x, axis, epsilon):
 
     The clamp is on the squared norm (as `tf.math.l2_normalize`), so zero vectors stay zero.
     """
-    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), epsilon))
+    return x * ops.rsqrt(maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), epsilon))

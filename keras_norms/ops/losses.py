@@ -2,7 +2,8 @@
 
 from keras import ops
 
-from keras_norms.ops.statistics import upcast
+from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.statistics import masked_moments
 
 # Below this, log(softplus(u)) = u to float32 and float64 precision, and softplus(u) underflows.
 _LOG_SOFTPLUS_LINEAR_BELOW = -20.0
@@ -18,11 +19,11 @@ def z_loss(labels, logits, a, b, epsilon):
 
     `z = (o - mean(o)) / sqrt(var(o) + epsilon)` over the last axis (population variance), so the
     loss is invariant to `o -> alpha * o + beta` (alpha > 0) up to `epsilon`, which keeps the
-    gradient finite when all logits are equal. Returns one loss per position, in float32.
+    gradient finite when all logits are equal. Returns one loss per position, in float32 (float64
+    for float64 logits).
     """
     logits = upcast(logits)
-    mean = ops.mean(logits, axis=-1, keepdims=True)
-    variance = ops.mean(ops.square(logits - mean), axis=-1, keepdims=True)
+    mean, variance, _ = masked_moments(logits, (len(logits.shape) - 1,))
     z = (logits - mean) * ops.rsqrt(variance + epsilon)
     return ops.softplus(a * (b - _take_label(z, labels))) / a
 

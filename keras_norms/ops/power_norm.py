@@ -24,7 +24,7 @@ def group_scaling(x, channel_axis, groups):
     contiguous channels (the code's pre-step, in training and inference alike).
     """
     grouped = split_groups(x, channel_axis, groups)
-    mean_square = ops.mean(ops.square(grouped), axis=channel_axis + 1, keepdims=True)
+    mean_square = masked_mean_square(grouped, (channel_axis + 1,))
     scaled = grouped * ops.rsqrt(mean_square + GROUP_SCALING_EPSILON)
     return ops.reshape(scaled, ops.shape(x))
 

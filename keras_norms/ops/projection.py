@@ -8,6 +8,8 @@ channel axes reduced), then the whole tensor as one row.
 
 from keras import ops
 
+from keras_norms.ops.dtypes import maximum
+
 
 def _row_sum(x, axes):
     # Rows of length 1 when every axis is a channel axis; some backends read axis=() as "all".
@@ -19,7 +21,7 @@ def _cosine(gradient, weight, axes, epsilon):
     dot = _row_sum(gradient * weight, axes)
     gradient_norm = ops.sqrt(_row_sum(ops.square(gradient), axes))
     weight_norm = ops.sqrt(_row_sum(ops.square(weight), axes))
-    return ops.abs(dot) / (ops.maximum(gradient_norm, epsilon) * ops.maximum(weight_norm, epsilon))
+    return ops.abs(dot) / (maximum(gradient_norm, epsilon) * maximum(weight_norm, epsilon))
 
 
 def _remove_radial(weight, update, axes, epsilon):

@@ -2,6 +2,9 @@
 
 from keras import ops
 
+from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.dtypes import maximum
+
 
 def relu_random_features(x, projection, floor):
     """`m**-0.5 * max(x G^T, floor)` for a `(m, d)` projection `G`: features of the arc-cosine kernel.
@@ -10,4 +13,4 @@ def relu_random_features(x, projection, floor):
     not `relu(w.x)`.
     """
     num_features = projection.shape[0]
-    return ops.maximum(ops.matmul(x, ops.transpose(projection)), floor) * num_features**-0.5
+    return maximum(matmul(x, ops.transpose(projection)), floor) * num_features**-0.5

@@ -11,14 +11,15 @@ is `-sum(z)`. Then `mean(x**2) = (sum(z**2) + sum(z)**2) / d`, and
 
 from keras import ops
 
-from keras_norms.ops.statistics import upcast
+from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.statistics import masked_mean_square
 
 
 def rms_normalization(x, axis, epsilon):
     """`x * rsqrt(mean(x**2, axis) + epsilon)`, statistics in at least float32."""
     x = upcast(x)
-    mean_square = ops.mean(ops.square(x), axis=axis, keepdims=True)
-    return x * ops.rsqrt(mean_square + epsilon)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return x * ops.rsqrt(masked_mean_square(x, axes) + epsilon)
 
 
 def crms_normalization(z, axis, epsilon):

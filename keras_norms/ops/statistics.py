@@ -1,28 +1,20 @@
 """Moments for every normalization in keras-norms: one mechanism, masked and in float32.
 
 Every layer chooses *which* axes it reduces over (batch, instance, group, feature) and calls the
-functions here. Masks, the float32 upcast and the guard against empty reductions live in one
-place, so a fix to any of them reaches every layer.
+functions here, on inputs already upcast to float32 or float64 (`keras_norms.ops.dtypes`).
+Masks, the guard against empty reductions and the cross-replica sums live in one place, so a
+fix to any of them reaches every layer.
 
 Masks follow Keras: a boolean tensor with the input's shape minus the channel axis, True where a
 position is valid. Masked positions are excluded from every statistic that reduces over
 positions; statistics over features alone (per token) never see the mask.
 """
 
-from keras import backend
 from keras import ops
 
 from keras_norms.ops.distributed import cross_replica_sum
-
-
-def upcast(x):
-    """Casts `x` to at least float32: float16/bfloat16 moments overflow or lose the variance.
-
-    `ops.moments` on float16 or bfloat16 input clips the variance to the float16 range on JAX
-    and TensorFlow (a true variance of 1e6 comes back as 65,536), so statistics are always
-    computed here in float32, or float64 for float64 input.
-    """
-    return ops.cast(x, backend.result_type(x.dtype, "float32"))
+from keras_norms.ops.dtypes import upcast  # noqa: F401  (its earlier home; kept importable)
+from keras_norms.ops.dtypes import maximum
 
 
 def mask_weights(mask, channel_axis, dtype):
@@ -57,7 +49,7 @@ def masked_sum_and_count(x, axes, weights=None, synchronized=False):
 
 def _safe_divide(total, count):
     # A reduction with no valid position (a fully masked sample) gives 0, not NaN.
-    return total / ops.maximum(count, 1.0)
+    return total / maximum(count, 1.0)
 
 
 def masked_moments(x, axes, weights=None, synchronized=False):
@@ -74,10 +66,18 @@ def masked_moments(x, axes, weights=None, synchronized=False):
     return mean, _safe_divide(squared_deviation, count), count
 
 
+def masked_mean(x, axes, weights=None, synchronized=False):
+    """Returns `mean(x)` over `axes` (dims kept), excluding weight-0 positions (0 if none is valid).
+
+    Also the mean to use without a mask: `keras.ops.mean` (and `ops.var`) compute float64 input
+    in float32 on JAX and PyTorch (Keras' 64-to-32 promotion); a sum and a count do not.
+    """
+    return _safe_divide(*masked_sum_and_count(x, axes, weights, synchronized))
+
+
 def masked_mean_square(x, axes, weights=None, synchronized=False):
     """Returns `mean(x**2)` over `axes` (dims kept), excluding weight-0 positions."""
-    total, count = masked_sum_and_count(ops.square(x), axes, weights, synchronized)
-    return _safe_divide(total, count)
+    return masked_mean(ops.square(x), axes, weights, synchronized)
 
 
 def split_groups(x, channel_axis, groups):

@@ -2,6 +2,8 @@
 
 from keras import ops
 
+from keras_norms.ops.dtypes import matmul
+
 
 def tempnet_temperature(hidden, log_scale, last_kernel, last_bias, tau_min, tau_max):
     """`tau_min + (tau_max - tau_min) * sigmoid(Lin3((softmax(h / exp(s)) - 1/M) * h))`.
@@ -10,5 +12,5 @@ def tempnet_temperature(hidden, log_scale, last_kernel, last_bias, tau_min, tau_
     """
     units = hidden.shape[-1]
     weights = ops.softmax(hidden / ops.exp(log_scale), axis=-1)
-    logit = ops.matmul((weights - 1.0 / units) * hidden, last_kernel) + last_bias
+    logit = matmul((weights - 1.0 / units) * hidden, last_kernel) + last_bias
     return tau_min + (tau_max - tau_min) * ops.sigmoid(logit)

@@ -5,13 +5,17 @@ Optimizers on Scale-invariant Weights", ICLR 2021, arXiv 2006.08217. Reference: 
 (= PyPI `adamp` 0.3.0); timm's copies differ only in SGDP's momentum buffer (see `SGDP`).
 """
 
+import numbers
 import re
 
 import keras
 from keras import ops
 
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_epsilon
+from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_number
+from keras_norms.ops.dtypes import statistics_dtype
 from keras_norms.ops.projection import project_update
 
 _DEPTHWISE_NAME = re.compile(r"depthwise")
@@ -67,9 +71,13 @@ def channel_axes_for_model(model):
 class _ProjectedOptimizer(keras.optimizers.Optimizer):
     """What AdamP and SGDP share: channel axes, the projection, decay scaled by `wd_ratio`."""
 
-    def __init__(self, learning_rate, epsilon, delta, wd_ratio, channel_axes, **kwargs):
-        super().__init__(learning_rate=learning_rate, **kwargs)
-        self.epsilon = check_number("epsilon", epsilon, minimum=0.0)
+    def __init__(self, learning_rate, epsilon, delta, wd_ratio, channel_axes, weight_decay=None, **kwargs):
+        if isinstance(learning_rate, numbers.Real) or isinstance(learning_rate, str) or learning_rate is None:
+            check_number("learning_rate", learning_rate, minimum=0.0)  # else a schedule, callable or variable
+        if weight_decay is not None:
+            weight_decay = check_number("weight_decay", weight_decay, minimum=0.0)
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
+        self.epsilon = check_epsilon("epsilon", epsilon)
         self.delta = check_number("delta", delta, minimum=0.0)
         self.wd_ratio = check_number("wd_ratio", wd_ratio, minimum=0.0)
         if not (channel_axes is None or isinstance(channel_axes, dict) or callable(channel_axes)):
@@ -121,13 +129,23 @@ class _ProjectedOptimizer(keras.optimizers.Optimizer):
         # Decay happens in update_step, scaled by wd_ratio when the projection fires.
         return
 
-    def _project_and_decay(self, variable, gradient, update, learning_rate, decay_scale):
-        """Projects `update`, decays `variable`, and returns the projected update."""
+    def _computation(self, variable, gradient, learning_rate, slots):
+        """The weight, gradient, learning rate and `slots` in the dtype the step is computed in.
+
+        float32, or float64 for float64 weights: in float16 or bfloat16, `beta_2 = 0.999` rounds
+        to 1 and the bias correction divides by zero. Slots keep the weight's dtype.
+        """
+        dtype = statistics_dtype(variable.dtype)
+        cast = [ops.cast(t, dtype) for t in (variable, _dense(gradient), learning_rate, *slots)]
+        return dtype, cast[0], cast[1], cast[2], cast[3:]
+
+    def _projected_update(self, variable, weight, gradient, update, learning_rate, decay_scale):
+        """Projects `update`; returns it and the factor the weight decays by (1 without decay)."""
         index = self._get_variable_index(variable)
         ratio = 1.0
         if len(variable.shape) > 1:
             update, channel_fired, layer_fired = project_update(
-                ops.convert_to_tensor(variable),
+                weight,
                 gradient,
                 update,
                 self._variable_channel_axes[index],
@@ -135,16 +153,15 @@ class _ProjectedOptimizer(keras.optimizers.Optimizer):
                 self.epsilon,
             )
             fired = ops.logical_or(channel_fired, layer_fired)
-            ratio = ops.where(fired, self.wd_ratio, 1.0)
+            ratio = ops.where(fired, _constant(self.wd_ratio, weight), _constant(1.0, weight))
             counts = self._projection_counts[index]
             self.assign_add(
                 counts, ops.cast(ops.stack([channel_fired, layer_fired]), counts.dtype)
             )
         keras_variable = self._trainable_variables[index]
         if self.weight_decay is not None and self._use_weight_decay(keras_variable):
-            decay = learning_rate * ops.cast(self.weight_decay, variable.dtype) * ratio * decay_scale
-            self.assign(variable, variable * (1.0 - decay))
-        return update
+            return update, 1.0 - learning_rate * self.weight_decay * ratio * decay_scale
+        return update, 1.0
 
     def get_config(self):
         config = super().get_config()
@@ -168,6 +185,12 @@ class _ProjectedOptimizer(keras.optimizers.Optimizer):
             config = dict(config)
             config["channel_axes"] = keras.saving.deserialize_keras_object(channel_axes)
         return super().from_config(config, custom_objects=custom_objects)
+
+
+def _constant(value, like):
+    """A hyperparameter as a tensor of `like`'s dtype: `ops.where` and `ops.power` would
+    otherwise round a Python float through float32 before a float64 weight sees it."""
+    return ops.convert_to_tensor(value, like.dtype)
 
 
 def _dense(gradient):
@@ -240,8 +263,9 @@ class AdamP(_ProjectedOptimizer):
             name=name,
             **kwargs,
         )
-        self.beta_1 = check_number("beta_1", beta_1, minimum=0.0, maximum=1.0)
-        self.beta_2 = check_number("beta_2", beta_2, minimum=0.0, maximum=1.0)
+        # beta = 1 would divide by 1 - beta**t = 0 in the bias corrections.
+        self.beta_1 = check_fraction("beta_1", beta_1, exclusive_maximum=True)
+        self.beta_2 = check_fraction("beta_2", beta_2, exclusive_maximum=True)
         self.nesterov = check_bool("nesterov", nesterov)
 
     def build(self, var_list):
@@ -253,24 +277,25 @@ class AdamP(_ProjectedOptimizer):
         )
 
     def update_step(self, gradient, variable, learning_rate):
-        learning_rate = ops.cast(learning_rate, variable.dtype)
-        gradient = ops.cast(_dense(gradient), variable.dtype)
-        step = ops.cast(self.iterations + 1, variable.dtype)
         index = self._get_variable_index(variable)
-        momentum = self._momentums[index]
-        velocity = self._velocities[index]
-        new_momentum = self.beta_1 * momentum + (1.0 - self.beta_1) * gradient
-        new_velocity = self.beta_2 * velocity + (1.0 - self.beta_2) * ops.square(gradient)
-        self.assign(momentum, new_momentum)
-        self.assign(velocity, new_velocity)
-        denominator = ops.sqrt(new_velocity) / ops.sqrt(1.0 - ops.power(self.beta_2, step)) + self.epsilon
+        momentum, velocity = self._momentums[index], self._velocities[index]
+        dtype, weight, gradient, learning_rate, (old_momentum, old_velocity) = self._computation(
+            variable, gradient, learning_rate, (momentum, velocity)
+        )
+        step = ops.cast(self.iterations + 1, dtype)
+        new_momentum = self.beta_1 * old_momentum + (1.0 - self.beta_1) * gradient
+        new_velocity = self.beta_2 * old_velocity + (1.0 - self.beta_2) * ops.square(gradient)
+        self.assign(momentum, ops.cast(new_momentum, momentum.dtype))
+        self.assign(velocity, ops.cast(new_velocity, velocity.dtype))
+        bias_2 = 1.0 - ops.power(_constant(self.beta_2, weight), step)
+        denominator = ops.sqrt(new_velocity) / ops.sqrt(bias_2) + self.epsilon
         if self.nesterov:
             update = (self.beta_1 * new_momentum + (1.0 - self.beta_1) * gradient) / denominator
         else:
             update = new_momentum / denominator
-        step_size = learning_rate / (1.0 - ops.power(self.beta_1, step))
-        update = self._project_and_decay(variable, gradient, update, learning_rate, 1.0)
-        self.assign_sub(variable, step_size * update)
+        step_size = learning_rate / (1.0 - ops.power(_constant(self.beta_1, weight), step))
+        update, decay = self._projected_update(variable, weight, gradient, update, learning_rate, 1.0)
+        self.assign(variable, ops.cast(weight * decay - step_size * update, variable.dtype))
 
     def get_config(self):
         config = super().get_config()
@@ -333,10 +358,8 @@ class SGDP(_ProjectedOptimizer):
             name=name,
             **kwargs,
         )
-        self.momentum = check_number("momentum", momentum, minimum=0.0)
-        if self.momentum >= 1:
-            raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={momentum!r}")
-        self.dampening = check_number("dampening", dampening, minimum=0.0, maximum=1.0)
+        self.momentum = check_fraction("momentum", momentum, exclusive_maximum=True)
+        self.dampening = check_fraction("dampening", dampening)
         self.nesterov = check_bool("nesterov", nesterov)
         self.clovaai_buffer_alias = check_bool("clovaai_buffer_alias", clovaai_buffer_alias)
 
@@ -347,17 +370,18 @@ class SGDP(_ProjectedOptimizer):
         self._buffers = self.add_optimizer_variables(var_list, "momentum_buffer")
 
     def update_step(self, gradient, variable, learning_rate):
-        learning_rate = ops.cast(learning_rate, variable.dtype)
-        gradient = ops.cast(_dense(gradient), variable.dtype)
         buffer = self._buffers[self._get_variable_index(variable)]
-        new_buffer = self.momentum * buffer + (1.0 - self.dampening) * gradient
+        _, weight, gradient, learning_rate, (old_buffer,) = self._computation(
+            variable, gradient, learning_rate, (buffer,)
+        )
+        new_buffer = self.momentum * old_buffer + (1.0 - self.dampening) * gradient
         direction = gradient + self.momentum * new_buffer if self.nesterov else new_buffer
-        direction = self._project_and_decay(
-            variable, gradient, direction, learning_rate, 1.0 / (1.0 - self.momentum)
+        direction, decay = self._projected_update(
+            variable, weight, gradient, direction, learning_rate, 1.0 / (1.0 - self.momentum)
         )
         aliased = self.clovaai_buffer_alias and not self.nesterov
-        self.assign(buffer, direction if aliased else new_buffer)
-        self.assign_sub(variable, learning_rate * direction)
+        self.assign(buffer, ops.cast(direction if aliased else new_buffer, buffer.dtype))
+        self.assign(variable, ops.cast(weight * decay - learning_rate * direction, variable.dtype))
 
     def get_config(self):
         config = super().get_config()

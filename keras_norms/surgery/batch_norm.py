@@ -2,9 +2,9 @@
 
 import keras
 
+from keras_norms.arguments import check_bool
+from keras_norms.arguments import check_fraction
 from keras_norms.layers.alpha_batch_norm import AlphaBatchNormalization
-from keras_norms.layers.base import check_bool
-from keras_norms.layers.base import check_number
 from keras_norms.surgery.rewrite import replace_layers
 
 
@@ -73,7 +73,7 @@ def calibrate_batch_statistics(model, test_weight=0.1, synchronized=True):
     >>> calibrated, report = keras_norms.surgery.calibrate_batch_statistics(model, test_weight=0.1)
     >>> calibrated.evaluate(x_shifted, y, batch_size=64)
     """
-    test_weight = check_number("test_weight", test_weight, minimum=0.0, maximum=1.0)
+    test_weight = check_fraction("test_weight", test_weight)
     synchronized = check_bool("synchronized", synchronized)
 
     def convert(layer, consumer):

@@ -12,10 +12,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_norms.layers.base import check_int
-from keras_norms.layers.base import check_number
+from keras_norms.arguments import check_choice
+from keras_norms.arguments import check_epsilon
+from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_int
+from keras_norms.arguments import last_axis_size
 from keras_norms.layers.rms_norm import CRMSNormalization
 from keras_norms.layers.rms_norm import RMSNormalization
+from keras_norms.ops.dtypes import to_floating
 from keras_norms.surgery.folding import affine
 from keras_norms.surgery.folding import compress_input
 from keras_norms.surgery.folding import fold
@@ -72,18 +76,18 @@ class PreNormDecoderBlock(keras.layers.Layer):
         self.head_dim = check_int("head_dim", head_dim, minimum=1)
         self.intermediate_dim = check_int("intermediate_dim", intermediate_dim, minimum=1)
         self.activation = keras.activations.get(activation)
-        self.dropout = check_number("dropout", dropout, minimum=0, maximum=1)
-        if norm not in _NORMS:
-            raise ValueError(f"`norm` must be one of {tuple(_NORMS)}. Received: norm={norm!r}")
-        self.norm = norm
-        self.epsilon = check_number("epsilon", epsilon, minimum=0)
+        self.dropout = check_fraction("dropout", dropout, exclusive_maximum=True)
+        self.norm = check_choice("norm", norm, tuple(_NORMS))
+        self.epsilon = check_epsilon("epsilon", epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
 
     def build(self, input_shape):
-        width = input_shape[-1]
-        if width is None:
-            raise ValueError(f"{self.name}: the last axis of the input must be known. Received: {input_shape}")
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"PreNormDecoderBlock expects (batch, time, features) inputs. Received: input_shape={tuple(input_shape)}"
+            )
+        width = last_axis_size(input_shape)
 
         def sublayer(cls, name, **kwargs):
             return cls(dtype=self.dtype_policy, name=name, **kwargs)
@@ -95,8 +99,11 @@ class PreNormDecoderBlock(keras.layers.Layer):
             return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
 
         def dense(units, name, activation=None):
+            # Dense's weights and math, by einsum: Keras' Dense (ops.matmul) computes float64 in
+            # float32 on PyTorch.
             return sublayer(
-                keras.layers.Dense, name, units=units, activation=activation, kernel_initializer=initializer()
+                keras.layers.EinsumDense, name, equation="...i,ij->...j", output_shape=(units,), bias_axes="j",
+                activation=activation, kernel_initializer=initializer(),
             )
 
         self.attention_norm = norm("attention_norm")
@@ -117,6 +124,7 @@ class PreNormDecoderBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, padding_mask=None, training=None):
+        inputs = to_floating(inputs, self.compute_dtype)
         batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
         positions = ops.arange(length)
         mask = ops.greater_equal(ops.expand_dims(positions, 1), ops.expand_dims(positions, 0))
@@ -124,7 +132,12 @@ class PreNormDecoderBlock(keras.layers.Layer):
         if padding_mask is not None:
             mask = ops.logical_and(mask, ops.expand_dims(ops.cast(padding_mask, "bool"), 1))
         x = self.attention_norm(inputs)
-        x = self.attention(x, x, attention_mask=mask, training=training)
+        if self.compute_dtype == "float64":
+            # Keras' fused attention (ops.dot_product_attention) computes float64 in float32 on
+            # JAX and PyTorch; asking for the scores takes its explicit einsum-and-softmax path.
+            x, _ = self.attention(x, x, attention_mask=mask, training=training, return_attention_scores=True)
+        else:
+            x = self.attention(x, x, attention_mask=mask, training=training)
         stream = inputs + self.attention_dropout(x, training=training)
         x = self.mlp_out(self.mlp_in(self.mlp_norm(stream)))
         return stream + self.mlp_dropout(x, training=training)

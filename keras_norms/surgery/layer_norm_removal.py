@@ -5,7 +5,7 @@ Paper: Baroni et al., "Transformers Don't Need LayerNorm at Inference Time", arX
 
 import keras
 
-from keras_norms.layers.base import check_int
+from keras_norms.arguments import check_int
 from keras_norms.layers.fake_layer_norm import FakeLayerNormalization
 from keras_norms.surgery.folding import fold
 from keras_norms.surgery.folding import input_projections

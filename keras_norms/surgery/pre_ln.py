@@ -5,6 +5,8 @@ Pre-LN Transformers", NeurIPS 2023, arXiv 2305.14858. Reference:
 ZixuanJiang/pre-rmsnorm-transformer.
 """
 
+import inspect
+
 import keras
 
 from keras_norms.layers.rms_norm import CRMSNormalization
@@ -193,7 +195,15 @@ def _rebuild(source, choose, new_weights):
         originals[id(clone)] = layer
         return clone
 
-    model = keras.models.clone_model(source, clone_function=clone_function)
+    def call_function(layer, *args, **kwargs):
+        # A replacement takes the call arguments it accepts: an Identity standing in for a norm
+        # gets no `mask`, which Keras records in the node of every layer whose call takes one.
+        parameters = inspect.signature(layer.call).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            kwargs = {name: value for name, value in kwargs.items() if name in parameters}
+        return layer(*args, **kwargs)
+
+    model = keras.models.clone_model(source, clone_function=clone_function, call_function=call_function)
     for layer in model._flatten_layers(include_self=False, recursive=True):
         original = originals.get(id(layer))
         if original is not None:

@@ -82,3 +82,22 @@ def test_layer_checker(tmp_path, rng):
         unchanged_by_fit=("is_fake",),
         seed=int(rng.integers(2**31)),
     )
+
+
+def test_sigma_leaves_padded_tokens_out_and_the_mask_passes_on(rng):
+    x = (rng.standard_normal((3, 6, 8)) * 3).astype("float32")
+    mask = rng.random((3, 6)) > 0.4
+    mask[:, 0] = True
+    x[~mask] *= 100.0  # padded tokens with a very different std
+    layer = FakeLayerNormalization(momentum=0.5, sigma=1.0)
+    gamma, beta = randomized(layer, x.shape, rng)
+    outputs = keras.ops.convert_to_numpy(layer(x, training=True, mask=mask))
+    x64 = x.astype(np.float64)
+    token_std = np.sqrt(x64.var(-1) + 1e-5)
+    expected_sigma = 0.5 + 0.5 * token_std[mask].mean()
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(layer.sigma.value)), expected_sigma, rtol=1e-6)
+    # Per-token outputs do not depend on the mask (real mode: LayerNorm).
+    expected = (x64 - x64.mean(-1, keepdims=True)) / token_std[..., None] * gamma + beta
+    np.testing.assert_allclose(outputs, expected, atol=1e-5)
+    # The mask passes on to the next layer (through a model: the shared layer checker below).
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.compute_mask(x, mask)), mask)

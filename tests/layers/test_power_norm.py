@@ -258,6 +258,37 @@ def test_exact_gradient_is_plain_autodiff_through_the_batch_statistic(rng):
     np.testing.assert_allclose(dx, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
+def _accumulating_model(exact_gradient, optimizer, run_eagerly):
+    model = keras.Sequential([keras.Input((4, 8)), layers.PowerNormalization(exact_gradient=exact_gradient),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer, "mse", run_eagerly=run_eagerly)
+    return model
+
+
+@pytest.mark.parametrize("method", ["fit", "train_on_batch"])
+@pytest.mark.parametrize("run_eagerly", [True, False], ids=["eager", "compiled"])
+@pytest.mark.parametrize("loss_scaled", [False, True], ids=["adam", "loss_scale"])
+def test_gradient_accumulation_raises_at_the_first_training_step(method, run_eagerly, loss_scaled, rng):
+    """Keras would keep the max of the micro-steps' backward statistics: refuse, do not train wrong."""
+    optimizer = keras.optimizers.Adam(gradient_accumulation_steps=2)
+    if loss_scaled:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model = _accumulating_model(False, optimizer, run_eagerly)
+    x, y = rng.standard_normal((4, 4, 8)), rng.standard_normal((4, 4, 1))
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
+        if method == "fit":
+            model.fit(x, y, epochs=1, verbose=0)
+        else:
+            model.train_on_batch(x, y)
+
+
+def test_exact_gradient_trains_with_gradient_accumulation(rng):
+    model = _accumulating_model(True, keras.optimizers.Adam(gradient_accumulation_steps=2), False)
+    history = model.fit(rng.standard_normal((8, 4, 8)), rng.standard_normal((8, 4, 1)), batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2  # 4 micro-steps, 2 updates
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [

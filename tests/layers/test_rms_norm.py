@@ -109,6 +109,38 @@ def test_matches_keras_rms_normalization(rng):
     np.testing.assert_allclose(to_numpy(ours(x)), to_numpy(core(x)), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("cls, axis, center", [(layers.RMSNormalization, -1, True),
+                                               (layers.RMSNormalization, [-2, -1], False),
+                                               (layers.CRMSNormalization, -1, True)])
+def test_trailing_axes_serve_any_rank_like_keras(cls, axis, center, rng):
+    """Built on one rank, called on others with the same trailing sizes, as keras' RMSNormalization."""
+    layer = cls(axis=axis, center=center)
+    trailing = (3, 8) if isinstance(axis, list) else (8,)
+    layer.build((2, 5, *trailing))
+    gamma = rng.uniform(0.5, 1.5, trailing)
+    layer.gamma.assign(gamma.astype("float32"))
+    beta = None
+    if center:
+        beta = rng.standard_normal(trailing)
+        layer.beta.assign(beta.astype("float32"))
+    axes = tuple(range(-len(trailing), 0))
+    for shape in [(2, 5, *trailing), (4, *trailing), (2, 3, 2, *trailing)]:
+        x = rng.standard_normal(shape).astype("float32")
+        x64 = x.astype(np.float64)
+        if cls is layers.CRMSNormalization:
+            expected = crms_norm(x64, layer.epsilon, gamma, beta)
+        else:
+            expected = rms_norm(x64, axes, layer.epsilon, gamma, beta)
+        np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=OUTPUT_TOLERANCE, atol=OUTPUT_TOLERANCE)
+    # One layer shared by a sequence and a vector in a functional model.
+    sequence, vector = keras.Input((5, *trailing)), keras.Input(trailing)
+    model = keras.Model([sequence, vector], [layer(sequence), layer(vector)])
+    xs, xv = rng.standard_normal((2, 5, *trailing)), rng.standard_normal((2, *trailing))
+    ys, yv = model.predict([xs, xv], verbose=0)
+    np.testing.assert_allclose(yv, to_numpy(layer(xv.astype("float32"))), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ys, to_numpy(layer(xs.astype("float32"))), rtol=1e-6, atol=1e-6)
+
+
 def test_mixed_precision_statistics_do_not_overflow():
     # mean(x**2) = 9e4 overflows float16 (max 65504); float32 statistics keep the output right.
     x = np.full((2, 8), 300.0, "float32")

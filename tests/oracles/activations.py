@@ -18,3 +18,7 @@ def hermite_series(x, coefficients):
 
 def interpolated(x, fn_a, fn_b, alpha):
     return alpha * fn_a(x) + (1 - alpha) * fn_b(x)
+
+
+def crrelu(x, epsilon):
+    return relu(x) + epsilon * x * np.exp(-(x**2) / 2)

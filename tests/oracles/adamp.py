@@ -1,7 +1,9 @@
-"""Float64 numpy SGDP from ../shared/specs/components.md §6, with and without the buffer alias.
+"""Float64 numpy AdamP and SGDP from ../shared/specs/components.md §6 (SGDP with and without
+the buffer alias).
 
-Torch layout: axis 0 indexes channels. Used for timm's behaviour (`alias=False`), which has no
-installable reference here (timm needs a CUDA torch build).
+Torch layout: axis 0 indexes channels. SGDP's `alias=False` is timm's behaviour, which has no
+installable reference here (timm needs a CUDA torch build); AdamP is also checked against the
+authors' `adamp` package.
 """
 
 import numpy as np
@@ -32,3 +34,16 @@ def sgdp_step(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, delta,
         buf = d
     p = p * (1 - lr * weight_decay * ratio / (1 - momentum)) - lr * d
     return p, buf
+
+
+def adamp_step(p, g, m, v, step, lr, beta_1, beta_2, eps, weight_decay, delta, wd_ratio, nesterov=False):
+    """One AdamP step (`step` counts from 1); returns `(p, m, v)`."""
+    m = beta_1 * m + (1 - beta_1) * g
+    v = beta_2 * v + (1 - beta_2) * g**2
+    denominator = np.sqrt(v) / np.sqrt(1 - beta_2**step) + eps
+    u = (beta_1 * m + (1 - beta_1) * g) / denominator if nesterov else m / denominator
+    ratio = 1.0
+    if p.ndim > 1:
+        u, ratio = projection(p, g, u, delta, wd_ratio, eps)
+    p = p * (1 - lr * weight_decay * ratio) - lr / (1 - beta_1**step) * u
+    return p, m, v

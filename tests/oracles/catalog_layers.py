@@ -31,6 +31,13 @@ def cosine_logits(x, kernel, scale=None):
     return x @ l2_normalize(kernel, axis=0)
 
 
+def layer_norm(x, gamma, beta, epsilon):
+    """LayerNorm over the last axis (population variance)."""
+    mean = x.mean(-1, keepdims=True)
+    variance = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + epsilon) * gamma + beta
+
+
 def silu(x):
     return x * sigmoid(x)
 
@@ -63,9 +70,7 @@ def afkan(x, low, high, score_kernel, score_bias, temperature, kernel, gamma=Non
     attention = attention / attention.sum(-1, keepdims=True)
     r = attention * f.sum(-1)
     if gamma is not None:
-        mean = r.mean(-1, keepdims=True)
-        var = ((r - mean) ** 2).mean(-1, keepdims=True)
-        r = (r - mean) / np.sqrt(var + 1e-5) * gamma + beta
+        r = layer_norm(r, gamma, beta, 1e-5)
     return activation(r) @ kernel
 
 

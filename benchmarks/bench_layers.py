@@ -7,8 +7,8 @@ On the current backend, for each pair below it times `grad(sum(layer(x) * upstre
 respect to the input and every trainable weight (training mode), takes the median of repeated
 runs after warm-up (the candidates alternate within each repetition), and prints a markdown
 table with the ratio ours / built-in (below 1 means ours is faster), for our layer with its fast
-paths (keras_norms.backend) and with the reference ops only. Compiled where the backend compiles: `jax.jit` on jax, XLA on tensorflow;
-torch runs eager and under `torch.compile`.
+paths (keras_norms.backend) and with the reference ops only. Compiled where the backend
+compiles: `jax.jit` on jax, XLA on tensorflow; torch runs eager and under `torch.compile`.
 
 | ours | built-in it replaces | input |
 |---|---|---|
@@ -53,21 +53,40 @@ def pairs(image=IMAGE, sequence=SEQUENCE):
     """(name, our layer factory, our shape, built-in name, built-in factory, built-in shape)."""
     compressed = sequence[:-1] + (sequence[-1] - 1,)
     return [
-        ("EvoNormB0", layers.EvoNormB0, image,
-         "BatchNormalization+ReLU",
-         lambda: keras.Sequential([keras.layers.BatchNormalization(), keras.layers.ReLU()]), image),
-        ("EvoNormS0", lambda: layers.EvoNormS0(groups=32), image,
-         "GroupNormalization+swish",
-         lambda: keras.Sequential([keras.layers.GroupNormalization(groups=32),
-                                   keras.layers.Activation("swish")]), image),
-        ("RMSNormalization", layers.RMSNormalization, sequence,
-         "keras RMSNormalization", keras.layers.RMSNormalization, sequence),
-        ("CRMSNormalization", layers.CRMSNormalization, compressed,
-         "keras RMSNormalization", keras.layers.RMSNormalization, sequence),
-        ("PowerNormalization", power_norm, sequence,
-         "LayerNormalization", keras.layers.LayerNormalization, sequence),
-        ("PowerNormalization", power_norm, sequence,
-         "BatchNormalization", keras.layers.BatchNormalization, sequence),
+        (
+            "EvoNormB0",
+            layers.EvoNormB0,
+            image,
+            "BatchNormalization+ReLU",
+            lambda: keras.Sequential([keras.layers.BatchNormalization(), keras.layers.ReLU()]),
+            image,
+        ),
+        (
+            "EvoNormS0",
+            lambda: layers.EvoNormS0(groups=32),
+            image,
+            "GroupNormalization+swish",
+            lambda: keras.Sequential([keras.layers.GroupNormalization(groups=32), keras.layers.Activation("swish")]),
+            image,
+        ),
+        (
+            "RMSNormalization",
+            layers.RMSNormalization,
+            sequence,
+            "keras RMSNormalization",
+            keras.layers.RMSNormalization,
+            sequence,
+        ),
+        (
+            "CRMSNormalization",
+            layers.CRMSNormalization,
+            compressed,
+            "keras RMSNormalization",
+            keras.layers.RMSNormalization,
+            sequence,
+        ),
+        ("PowerNormalization", power_norm, sequence, "LayerNormalization", keras.layers.LayerNormalization, sequence),
+        ("PowerNormalization", power_norm, sequence, "BatchNormalization", keras.layers.BatchNormalization, sequence),
     ]
 
 
@@ -165,8 +184,10 @@ def saved_bytes(factory, shape, fast=True, seed=0):
             with fast_paths.fast_paths(fast):
                 layer(x, training=True)
         return sum(saved.values())
-    raise SystemExit("--memory reads jax's residuals and XLA's memory_analysis(), or torch's saved tensors: "
-                     "run it with KERAS_BACKEND=jax or torch.")
+    raise SystemExit(
+        "--memory reads jax's residuals and XLA's memory_analysis(), or torch's saved tensors: "
+        "run it with KERAS_BACKEND=jax or torch."
+    )
 
 
 def time_pair(candidates, jit, warmup, repeats, seed=0):
@@ -207,19 +228,33 @@ def main(argv=None):
         f"backend {backend}, keras {keras.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, float32, median of {repeats} after {warmup} warm-up\n"
     )
-    print("| backend | mode | ours | built-in | input | ours (ms) | ours, reference (ms) | built-in (ms) | ratio "
-          "| ratio, reference |")
+    print(
+        "| backend | mode | ours | built-in | input | ours (ms) | ours, reference (ms) | built-in (ms) | ratio "
+        "| ratio, reference |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for mode, jit in modes():
         for name, ours, our_shape, baseline, builtin, builtin_shape in selected:
             ours_ms, reference_ms, builtin_ms = time_pair(
                 [(ours, our_shape, True), (ours, our_shape, False), (builtin, builtin_shape, True)],
-                jit, warmup, repeats,
+                jit,
+                warmup,
+                repeats,
             )
-            rows.append({"kind": "layer", "backend": backend, "mode": mode, "ours": name, "builtin": baseline,
-                         "shape": list(our_shape), "ours_ms": ours_ms, "reference_ms": reference_ms,
-                         "builtin_ms": builtin_ms})
+            rows.append(
+                {
+                    "kind": "layer",
+                    "backend": backend,
+                    "mode": mode,
+                    "ours": name,
+                    "builtin": baseline,
+                    "shape": list(our_shape),
+                    "ours_ms": ours_ms,
+                    "reference_ms": reference_ms,
+                    "builtin_ms": builtin_ms,
+                }
+            )
             print(
                 f"| {backend} | {mode} | {name} | {baseline} | {our_shape} | {ours_ms:.2f} | {reference_ms:.2f} | "
                 f"{builtin_ms:.2f} | {ours_ms / builtin_ms:.2f} | {reference_ms / builtin_ms:.2f} |",

@@ -36,8 +36,13 @@ def bench_gpt2(argv):
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=256, num_layers=args.blocks, num_heads=4, hidden_dim=args.width,
-        intermediate_dim=4 * args.width, max_sequence_length=64, dropout=0.0,
+        vocabulary_size=256,
+        num_layers=args.blocks,
+        num_heads=4,
+        hidden_dim=args.width,
+        intermediate_dim=4 * args.width,
+        max_sequence_length=64,
+        dropout=0.0,
     )
     model = keras_hub.models.GPT2CausalLM(backbone=backbone)
     rng = np.random.default_rng(0)
@@ -46,8 +51,10 @@ def bench_gpt2(argv):
         "padding_mask": np.ones((args.batch_size, 64), "int32"),
     }
     results = pre_ln_transformer.compare_and_time(model, inputs, np.zeros((args.batch_size, 64), "int32"), args.repeats)
-    print(f"\nkeras-hub GPT-2, backend {keras.backend.backend()}, width {args.width}, {args.blocks} blocks, "
-          f"batch {args.batch_size}")
+    print(
+        f"\nkeras-hub GPT-2, backend {keras.backend.backend()}, width {args.width}, {args.blocks} blocks, "
+        f"batch {args.batch_size}"
+    )
     pre_ln_transformer.print_table(results)
     return results
 

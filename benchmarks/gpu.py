@@ -124,13 +124,25 @@ def worker(args):
         import torch
 
         name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (no CUDA device)"
-        emit({"kind": "device", "backend": backend, "name": name,
-              "versions": f"torch {torch.__version__}, keras {keras.__version__}"})
+        emit(
+            {
+                "kind": "device",
+                "backend": backend,
+                "name": name,
+                "versions": f"torch {torch.__version__}, keras {keras.__version__}",
+            }
+        )
     else:
         import jax
 
-        emit({"kind": "device", "backend": backend, "name": str(jax.devices()[0].device_kind),
-              "versions": f"jax {jax.__version__}, keras {keras.__version__}"})
+        emit(
+            {
+                "kind": "device",
+                "backend": backend,
+                "name": str(jax.devices()[0].device_kind),
+                "versions": f"jax {jax.__version__}, keras {keras.__version__}",
+            }
+        )
     image, sequence = SMOKE if args.smoke else (IMAGE, SEQUENCE)
     bandwidth, seconds = copy_bandwidth(backend, image, args.repeats)
     emit({"kind": "copy", "backend": backend, "bytes_per_s": bandwidth, "ms": 1000 * seconds})
@@ -148,22 +160,53 @@ def worker(args):
             try:
                 ours_ms, reference_ms, builtin_ms = bench_layers.time_pair(
                     [(ours, our_shape, True), (ours, our_shape, False), (builtin, builtin_shape, True)],
-                    jit, args.warmup, args.repeats,
+                    jit,
+                    args.warmup,
+                    args.repeats,
                 )
-                row = {"kind": "layer", "backend": backend, "mode": mode, "ours": name, "builtin": baseline,
-                       "shape": list(our_shape), "ours_ms": ours_ms, "reference_ms": reference_ms,
-                       "builtin_ms": builtin_ms,
-                       "ours_bytes": _elementwise_bytes(our_shape), "builtin_bytes": _elementwise_bytes(builtin_shape)}
+                row = {
+                    "kind": "layer",
+                    "backend": backend,
+                    "mode": mode,
+                    "ours": name,
+                    "builtin": baseline,
+                    "shape": list(our_shape),
+                    "ours_ms": ours_ms,
+                    "reference_ms": reference_ms,
+                    "builtin_ms": builtin_ms,
+                    "ours_bytes": _elementwise_bytes(our_shape),
+                    "builtin_bytes": _elementwise_bytes(builtin_shape),
+                }
                 if mode == "eager" and _torch_device() == "cuda":
-                    row["memory"] = [_torch_peak_bytes(f, s, fast) for f, s, fast in
-                                     [(ours, our_shape, True), (ours, our_shape, False), (builtin, builtin_shape, True)]]
+                    row["memory"] = [
+                        _torch_peak_bytes(f, s, fast)
+                        for f, s, fast in [
+                            (ours, our_shape, True),
+                            (ours, our_shape, False),
+                            (builtin, builtin_shape, True),
+                        ]
+                    ]
                 elif backend == "jax":
-                    row["memory"] = [bench_layers.temporary_bytes(f, s, fast) for f, s, fast in
-                                     [(ours, our_shape, True), (ours, our_shape, False), (builtin, builtin_shape, True)]]
+                    row["memory"] = [
+                        bench_layers.temporary_bytes(f, s, fast)
+                        for f, s, fast in [
+                            (ours, our_shape, True),
+                            (ours, our_shape, False),
+                            (builtin, builtin_shape, True),
+                        ]
+                    ]
                 emit(row)
             except Exception as error:  # one failing pair must not lose the others' numbers
-                emit({"kind": "error", "backend": backend, "mode": mode, "ours": name, "builtin": baseline,
-                      "error": f"{type(error).__name__}: {error}"[:500]})
+                emit(
+                    {
+                        "kind": "error",
+                        "backend": backend,
+                        "mode": mode,
+                        "ours": name,
+                        "builtin": baseline,
+                        "error": f"{type(error).__name__}: {error}"[:500],
+                    }
+                )
     if backend == "torch":
         recompute_row(emit, args, image)
         timm_rows(emit, args, image)
@@ -171,9 +214,9 @@ def worker(args):
 
 def recompute_row(emit, args, image):
     """The EvoNorm-S recompute path, not registered on torch (slower on CPU), timed here on the GPU."""
+    import bench_layers
     import keras
 
-    import bench_layers
     from keras_norms import backend as fast_paths
     from keras_norms import layers
     from keras_norms.backend import fused
@@ -181,12 +224,36 @@ def recompute_row(emit, args, image):
     fast_paths._registry[("evonorm_s", "torch")] = fused.evonorm_s
     try:
         ours, reference, builtin = bench_layers.time_pair(
-            [(lambda: layers.EvoNormS0(groups=32), image, True), (lambda: layers.EvoNormS0(groups=32), image, False),
-             (lambda: keras.Sequential([keras.layers.GroupNormalization(groups=32), keras.layers.Activation("swish")]),
-              image, True)], False, args.warmup, args.repeats)
-        emit({"kind": "layer", "backend": "torch", "mode": "eager", "ours": "EvoNormS0, recompute path",
-              "builtin": "GroupNormalization+swish", "shape": list(image), "ours_ms": ours, "reference_ms": reference,
-              "builtin_ms": builtin, "ours_bytes": _elementwise_bytes(image), "builtin_bytes": _elementwise_bytes(image)})
+            [
+                (lambda: layers.EvoNormS0(groups=32), image, True),
+                (lambda: layers.EvoNormS0(groups=32), image, False),
+                (
+                    lambda: keras.Sequential(
+                        [keras.layers.GroupNormalization(groups=32), keras.layers.Activation("swish")]
+                    ),
+                    image,
+                    True,
+                ),
+            ],
+            False,
+            args.warmup,
+            args.repeats,
+        )
+        emit(
+            {
+                "kind": "layer",
+                "backend": "torch",
+                "mode": "eager",
+                "ours": "EvoNormS0, recompute path",
+                "builtin": "GroupNormalization+swish",
+                "shape": list(image),
+                "ours_ms": ours,
+                "reference_ms": reference,
+                "builtin_ms": builtin,
+                "ours_bytes": _elementwise_bytes(image),
+                "builtin_bytes": _elementwise_bytes(image),
+            }
+        )
     finally:
         del fast_paths._registry[("evonorm_s", "torch")]
 
@@ -205,10 +272,18 @@ def timm_rows(emit, args, image):
     x = torch.randn(n, c, h, w, device=device, requires_grad=True)
     upstream = torch.randn_like(x)
     pairs = [
-        ("timm EvoNorm2dB0", EvoNorm2dB0(c), "torch BatchNorm2d+ReLU",
-         torch.nn.Sequential(torch.nn.BatchNorm2d(c), torch.nn.ReLU())),
-        ("timm EvoNorm2dS0", EvoNorm2dS0(c, groups=32), "torch GroupNorm+SiLU",
-         torch.nn.Sequential(torch.nn.GroupNorm(32, c), torch.nn.SiLU())),
+        (
+            "timm EvoNorm2dB0",
+            EvoNorm2dB0(c),
+            "torch BatchNorm2d+ReLU",
+            torch.nn.Sequential(torch.nn.BatchNorm2d(c), torch.nn.ReLU()),
+        ),
+        (
+            "timm EvoNorm2dS0",
+            EvoNorm2dS0(c, groups=32),
+            "torch GroupNorm+SiLU",
+            torch.nn.Sequential(torch.nn.GroupNorm(32, c), torch.nn.SiLU()),
+        ),
     ]
     for name, module, baseline, builtin in pairs:
         times = []
@@ -221,9 +296,21 @@ def timm_rows(emit, args, image):
                     torch.cuda.synchronize()
 
             times.append(1000 * _median_seconds(run, args.repeats, args.warmup))
-        emit({"kind": "layer", "backend": "torch", "mode": "eager (timm, NCHW)", "ours": name, "builtin": baseline,
-              "shape": [n, c, h, w], "ours_ms": times[0], "reference_ms": None, "builtin_ms": times[1],
-              "ours_bytes": _elementwise_bytes(image), "builtin_bytes": _elementwise_bytes(image)})
+        emit(
+            {
+                "kind": "layer",
+                "backend": "torch",
+                "mode": "eager (timm, NCHW)",
+                "ours": name,
+                "builtin": baseline,
+                "shape": [n, c, h, w],
+                "ours_ms": times[0],
+                "reference_ms": None,
+                "builtin_ms": times[1],
+                "ours_bytes": _elementwise_bytes(image),
+                "builtin_bytes": _elementwise_bytes(image),
+            }
+        )
 
 
 def tables(rows):
@@ -233,11 +320,15 @@ def tables(rows):
     for device in devices:
         copy = copies.get(device["backend"])
         copy_text = f"{copy / 1e9:.0f} GB/s" if copy else "not measured"
-        lines.append(f"- {device['backend']}: {device['name']} ({device['versions']}); device-to-device copy "
-                     f"{copy_text}")
-    lines += ["", "| backend | mode | ours | built-in | input | ours (ms) | reference (ms) | built-in (ms) | ratio "
-              "| ratio, reference | ours (GB/s) | ours / copy | built-in / copy | memory: ours, reference, built-in (MiB) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"- {device['backend']}: {device['name']} ({device['versions']}); device-to-device copy {copy_text}"
+        )
+    lines += [
+        "",
+        "| backend | mode | ours | built-in | input | ours (ms) | reference (ms) | built-in (ms) | ratio "
+        "| ratio, reference | ours (GB/s) | ours / copy | built-in / copy | memory: ours, reference, built-in (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["kind"] != "layer":
             continue
@@ -254,8 +345,10 @@ def tables(rows):
         )
     for r in rows:
         if r["kind"] in ("error", "skipped"):
-            lines.append(f"\n{r['kind']}: {r.get('backend')} {r.get('mode', '')} {r.get('ours', '')}: "
-                         f"{r.get('error', 'out of time budget')}")
+            lines.append(
+                f"\n{r['kind']}: {r.get('backend')} {r.get('mode', '')} {r.get('ours', '')}: "
+                f"{r.get('error', 'out of time budget')}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -280,8 +373,18 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for backend in args.backends:
-        command = [sys.executable, "-u", os.path.abspath(__file__), "--worker", "--repeats", str(args.repeats),
-                   "--warmup", str(args.warmup), "--budget-s", str(args.budget_s)] + (["--smoke"] if args.smoke else [])
+        command = [
+            sys.executable,
+            "-u",
+            os.path.abspath(__file__),
+            "--worker",
+            "--repeats",
+            str(args.repeats),
+            "--warmup",
+            str(args.warmup),
+            "--budget-s",
+            str(args.budget_s),
+        ] + (["--smoke"] if args.smoke else [])
         if args.modes:
             command += ["--modes", *args.modes]
         if args.layers:
@@ -290,7 +393,7 @@ def main(argv=None):
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in process.stdout:
             if line.startswith(ROW):
-                rows.append(json.loads(line[len(ROW):]))
+                rows.append(json.loads(line[len(ROW) :]))
                 print(line.rstrip(), flush=True)
             elif "Error" in line or "error" in line:
                 print(f"[{backend}] {line.rstrip()}", flush=True)

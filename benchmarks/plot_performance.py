@@ -36,15 +36,26 @@ def figure(results=RESULTS):
 
     panels = {title: load(path) for title, path in results.items() if os.path.exists(path)}
     heights = [max(len(rows), 1) for rows in panels.values()]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 0.28 * sum(heights) + 1.5 * len(panels)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(8, 0.28 * sum(heights) + 1.5 * len(panels)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
     for ax, (title, rows) in zip(axes[:, 0], panels.items()):
         labels = [f"{r['ours']} vs {r['builtin']} ({r['backend']}, {r['mode']})" for r in rows]
         fast = [r["ours_ms"] / r["builtin_ms"] for r in rows]
         reference = [r["reference_ms"] / r["builtin_ms"] for r in rows]
         positions = range(len(rows))
-        ax.barh([p + 0.2 for p in positions], reference, height=0.4, color="#bbbbbb", hatch="//",
-                label="reference ops (fast paths off)")
+        ax.barh(
+            [p + 0.2 for p in positions],
+            reference,
+            height=0.4,
+            color="#bbbbbb",
+            hatch="//",
+            label="reference ops (fast paths off)",
+        )
         ax.barh([p - 0.2 for p in positions], fast, height=0.4, color="#1f77b4", label="fast paths on")
         ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
         ax.set_yticks(list(positions))

@@ -1,6 +1,6 @@
 """Sphinx configuration: MyST Markdown pages, autodoc API reference, furo theme.
 
-    pip install -e ".[docs]" && sphinx-build -W --keep-going -b html docs docs/_build/html
+pip install -e ".[docs]" && sphinx-build -W --keep-going -b html docs docs/_build/html
 """
 
 import os

@@ -22,13 +22,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import Progress  # noqa: E402
-from common import bn_relu  # noqa: E402
-from common import load_images  # noqa: E402
-from common import markdown_table  # noqa: E402
-from common import progress  # noqa: E402
-from common import report  # noqa: E402
-from common import small_cnn  # noqa: E402
+from common import (
+    Progress,  # noqa: E402
+    bn_relu,  # noqa: E402
+    load_images,  # noqa: E402
+    markdown_table,  # noqa: E402
+    progress,  # noqa: E402
+    report,  # noqa: E402
+    small_cnn,  # noqa: E402
+)
 
 import keras_norms  # noqa: E402
 
@@ -67,10 +69,11 @@ def train(optimizer, data, epochs, batch_size, learning_rate, seed, callbacks=()
     x_train, y_train, x_test, y_test = data
     keras.utils.set_random_seed(seed)
     model = build_model(x_train.shape[1:])
-    model.compile(OPTIMIZERS[optimizer](learning_rate),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(OPTIMIZERS[optimizer](learning_rate), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     tracker = KernelNorms(x_test, y_test)
-    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, callbacks=[tracker, *callbacks], verbose=0)
+    history = model.fit(
+        x_train, y_train, batch_size=batch_size, epochs=epochs, callbacks=[tracker, *callbacks], verbose=0
+    )
     return {"loss": history.history["loss"], "accuracy": tracker.accuracy, "kernel_norm": tracker.norms}
 
 
@@ -81,10 +84,19 @@ def summarize(results):
         accuracy = [run["accuracy"][-1] for run in runs]
         loss = [run["loss"][-1] for run in runs]
         growth = [run["kernel_norm"][-1] / run["kernel_norm"][0] for run in runs]
-        rows.append([optimizer, float(np.mean(accuracy)), float(np.std(accuracy)), float(np.mean(loss)),
-                     float(np.mean(growth))])
-    return markdown_table(["optimizer", "test accuracy (mean)", "(std over seeds)", "final train loss",
-                           "conv-kernel norm, final / initial"], rows)
+        rows.append(
+            [optimizer, float(np.mean(accuracy)), float(np.std(accuracy)), float(np.mean(loss)), float(np.mean(growth))]
+        )
+    return markdown_table(
+        [
+            "optimizer",
+            "test accuracy (mean)",
+            "(std over seeds)",
+            "final train loss",
+            "conv-kernel norm, final / initial",
+        ],
+        rows,
+    )
 
 
 def plot(results):
@@ -122,9 +134,11 @@ def main(argv=None):
         x_train, y_train, x_test, y_test = x_train[:256], y_train[:256], x_test[:128], y_test[:128]
         epochs, seeds = 1, seeds[:1]
     data = (x_train, y_train, x_test, y_test)
-    settings = (f"{description}: {len(x_train)} train / {len(x_test)} test images; {epochs} epochs, batch "
-                f"{args.batch_size}, learning rate {args.learning_rate}, seeds {seeds}, backend "
-                f"{keras.backend.backend()}")
+    settings = (
+        f"{description}: {len(x_train)} train / {len(x_test)} test images; {epochs} epochs, batch "
+        f"{args.batch_size}, learning rate {args.learning_rate}, seeds {seeds}, backend "
+        f"{keras.backend.backend()}"
+    )
     bar = progress(len(OPTIMIZERS) * len(seeds) * epochs, settings)
     results = {name: [] for name in OPTIMIZERS}
     for seed in seeds:

@@ -25,11 +25,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import Progress  # noqa: E402
-from common import load_images  # noqa: E402
-from common import markdown_table  # noqa: E402
-from common import progress  # noqa: E402
-from common import report  # noqa: E402
+from common import (
+    Progress,  # noqa: E402
+    load_images,  # noqa: E402
+    markdown_table,  # noqa: E402
+    progress,  # noqa: E402
+    report,  # noqa: E402
+)
 from resnet20 import resnet20  # noqa: E402
 
 import keras_norms  # noqa: E402
@@ -63,7 +65,7 @@ def random_masks(model, count, seed):
     chosen[np.random.default_rng(seed).choice(len(chosen), count, replace=False)] = 1.0
     masks, start = {}, 0
     for variable, size in zip(model.trainable_weights, sizes):
-        masks[variable.path] = chosen[start:start + size].reshape(variable.shape)
+        masks[variable.path] = chosen[start : start + size].reshape(variable.shape)
         start += size
     return masks
 
@@ -88,17 +90,32 @@ def train(arm, data, epochs, batch_size, learning_rate, seed, trainable_count=No
         optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9)
     model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=list(callbacks))
-    return {"test_accuracy": accuracy(model, x_test, y_test), "train_loss": history.history["loss"][-1],
-            "trainable": int(trainable_count), "total": int(total), "untrained_accuracy": untrained,
-            "loss_curve": history.history["loss"]}
+    return {
+        "test_accuracy": accuracy(model, x_test, y_test),
+        "train_loss": history.history["loss"][-1],
+        "trainable": int(trainable_count),
+        "total": int(total),
+        "untrained_accuracy": untrained,
+        "loss_curve": history.history["loss"],
+    }
 
 
 def summarize(results):
-    rows = [[arm, r["trainable"], f"{100 * r['trainable'] / r['total']:.2f}%", r["test_accuracy"], r["train_loss"]]
-            for arm, r in results.items() if arm != "chance"]
+    rows = [
+        [arm, r["trainable"], f"{100 * r['trainable'] / r['total']:.2f}%", r["test_accuracy"], r["train_loss"]]
+        for arm, r in results.items()
+        if arm != "chance"
+    ]
     chance = results["chance"]
-    rows.append(["chance (untrained network)", 0, "0%", f"{chance['test_accuracy']:.4f} "
-                 f"({chance['untrained_accuracy']:.4f})", "-"])
+    rows.append(
+        [
+            "chance (untrained network)",
+            0,
+            "0%",
+            f"{chance['test_accuracy']:.4f} ({chance['untrained_accuracy']:.4f})",
+            "-",
+        ]
+    )
     return markdown_table(["arm", "trainable parameters", "of all", "test accuracy", "final train loss"], rows)
 
 
@@ -107,8 +124,11 @@ def plot(results):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     arms = [arm for arm in results if arm != "chance"]
-    left.bar(arms + ["chance"], [results[a]["test_accuracy"] for a in arms] + [results["chance"]["test_accuracy"]],
-             color=[f"C{i}" for i in range(len(arms))] + ["#999999"])
+    left.bar(
+        arms + ["chance"],
+        [results[a]["test_accuracy"] for a in arms] + [results["chance"]["test_accuracy"]],
+        color=[f"C{i}" for i in range(len(arms))] + ["#999999"],
+    )
     left.set(ylabel="test accuracy", ylim=(0, 1), title="ResNet-20, what trains")
     left.tick_params(axis="x", labelrotation=15)
     for arm in arms:
@@ -137,9 +157,11 @@ def main(argv=None):
         x_train, y_train, x_test, y_test = x_train[:128], y_train[:128], x_test[:64], y_test[:64]
         epochs = 1
     data = (x_train, y_train, x_test, y_test)
-    settings = (f"{description}: {len(x_train)} train / {len(x_test)} test images; ResNet-20, {epochs} epochs, "
-                f"batch {args.batch_size}, SGD momentum 0.9, learning rate {args.learning_rate}, seed {args.seed}, "
-                f"backend {keras.backend.backend()}")
+    settings = (
+        f"{description}: {len(x_train)} train / {len(x_test)} test images; ResNet-20, {epochs} epochs, "
+        f"batch {args.batch_size}, SGD momentum 0.9, learning rate {args.learning_rate}, seed {args.seed}, "
+        f"backend {keras.backend.backend()}"
+    )
     bar = progress(len(ARMS) * epochs, settings)
     results = {}
     for arm in ARMS:

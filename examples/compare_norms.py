@@ -41,15 +41,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import Progress  # noqa: E402
-from common import load_images  # noqa: E402
-from common import markdown_table  # noqa: E402
-from common import progress  # noqa: E402
-from common import report  # noqa: E402
-from common import small_cnn  # noqa: E402
+from common import (
+    Progress,  # noqa: E402
+    load_images,  # noqa: E402
+    markdown_table,  # noqa: E402
+    progress,  # noqa: E402
+    report,  # noqa: E402
+    small_cnn,  # noqa: E402
+)
 
 import keras_norms  # noqa: E402
-
 
 # Set by --distribute on TensorFlow: Keras' BatchNormalization then needs `synchronized=True` for
 # global statistics, as EvoNormB0 has by default (on JAX both are global anyway).
@@ -153,9 +154,7 @@ def data_parallel(cpu_devices=None):
         except (ValueError, tf.errors.NotFoundError):  # no TPU here
             if cpu_devices:
                 cpu = tf.config.list_physical_devices("CPU")[0]
-                tf.config.set_logical_device_configuration(
-                    cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
-                )
+                tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
             gpus = tf.config.list_logical_devices("GPU")
             devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
             strategy = tf.distribute.MirroredStrategy(devices)
@@ -191,8 +190,14 @@ def train(norm, data, epochs, batch_size, seed, scope=contextlib.nullcontext, le
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--norms", nargs="+", choices=list(NORMS) + [n for n in registry_norms() if n not in NORMS], default=list(NORMS),
-                        metavar="NORM", help=f"{', '.join(NORMS)} or a registry norm: {', '.join(registry_norms())}")
+    parser.add_argument(
+        "--norms",
+        nargs="+",
+        choices=list(NORMS) + [n for n in registry_norms() if n not in NORMS],
+        default=list(NORMS),
+        metavar="NORM",
+        help=f"{', '.join(NORMS)} or a registry norm: {', '.join(registry_norms())}",
+    )
     parser.add_argument("--dataset", default="auto", choices=["auto", "cifar10", "digits"])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -201,8 +206,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="1 epoch on 256 samples: a quick check")
     parser.add_argument("--distribute", action="store_true", help="data-parallel over every device (see above)")
-    parser.add_argument("--cpu-devices", type=int, default=None,
-                        help="with --distribute on TensorFlow without TPU/GPU: logical CPU devices")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="with --distribute on TensorFlow without TPU/GPU: logical CPU devices",
+    )
     args = parser.parse_args(argv)
 
     dataset = "digits" if args.smoke and args.dataset == "auto" else args.dataset

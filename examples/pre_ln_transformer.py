@@ -93,7 +93,11 @@ def main(argv=None):
     if args.smoke:
         args.width, args.blocks, args.batch_size, args.repeats = 16, 2, 2, 2
     model = build_pre_ln_transformer(
-        vocab_size=256, sequence_length=64, width=args.width, heads=4, blocks=args.blocks,
+        vocab_size=256,
+        sequence_length=64,
+        width=args.width,
+        heads=4,
+        blocks=args.blocks,
         mlp_width=4 * args.width,
     )
     inputs = inputs_for(model, args.batch_size)
@@ -119,14 +123,18 @@ def compare_and_time(model, inputs, labels, repeats):
         {name: (lambda m=m: keras.ops.convert_to_numpy(m.predict_on_batch(inputs))) for name, m in models.items()},
         repeats,
     )
-    train = time_alternating({name: (lambda m=m: m.train_on_batch(inputs, labels)) for name, m in models.items()}, repeats)
+    train = time_alternating(
+        {name: (lambda m=m: m.train_on_batch(inputs, labels)) for name, m in models.items()}, repeats
+    )
     for name in models:
         results[name].update(forward_s=forward[name], train_step_s=train[name])
     return results
 
 
 def print_table(results):
-    print("| model | max relative difference to LN | forward (ms) | train step (ms) | forward speed-up | train speed-up |")
+    print(
+        "| model | max relative difference to LN | forward (ms) | train step (ms) | forward speed-up | train speed-up |"
+    )
     print("|---|---|---|---|---|---|")
     for name, result in results.items():
         print(

@@ -29,13 +29,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import Progress  # noqa: E402
-from common import bn_relu  # noqa: E402
-from common import load_images  # noqa: E402
-from common import markdown_table  # noqa: E402
-from common import progress  # noqa: E402
-from common import report  # noqa: E402
-from common import small_cnn  # noqa: E402
+from common import (
+    Progress,  # noqa: E402
+    bn_relu,  # noqa: E402
+    load_images,  # noqa: E402
+    markdown_table,  # noqa: E402
+    progress,  # noqa: E402
+    report,  # noqa: E402
+    small_cnn,  # noqa: E402
+)
 
 import keras_norms  # noqa: E402
 
@@ -52,8 +54,8 @@ def gaussian_blur(x, severity, rng):
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     taps /= taps.sum()
     padded = np.pad(x, ((0, 0), (radius, radius), (radius, radius), (0, 0)), mode="edge")
-    rows = sum(w * padded[:, i:i + x.shape[1], :, :] for i, w in enumerate(taps))
-    return sum(w * rows[:, :, i:i + x.shape[2], :] for i, w in enumerate(taps)).astype("float32")
+    rows = sum(w * padded[:, i : i + x.shape[1], :, :] for i, w in enumerate(taps))
+    return sum(w * rows[:, :, i : i + x.shape[2], :] for i, w in enumerate(taps)).astype("float32")
 
 
 def contrast(x, severity, rng):
@@ -97,9 +99,11 @@ def main(argv=None):
     order = rng.permutation(len(x_test))
     x_test, y_test = x_test[order], y_test[order]
     sizes = args.eval_batch_sizes
-    settings = (f"{description}: {len(x_train)} train / {len(x_test)} test images; {epochs} epochs, batch "
-                f"{args.batch_size} (Adam 3e-3); evaluation batches of {sizes}, alpha "
-                f"{args.alpha}, seed {args.seed}, backend {keras.backend.backend()}")
+    settings = (
+        f"{description}: {len(x_train)} train / {len(x_test)} test images; {epochs} epochs, batch "
+        f"{args.batch_size} (Adam 3e-3); evaluation batches of {sizes}, alpha "
+        f"{args.alpha}, seed {args.seed}, backend {keras.backend.backend()}"
+    )
     bar = progress(epochs + 1 + len(CORRUPTIONS) * len(severities), settings, unit="step")
 
     keras.utils.set_random_seed(args.seed)
@@ -128,7 +132,12 @@ def main(argv=None):
             m: float(np.mean([by_size[c][size][m] for c in shifted])) for m in models
         }
     rows = [[condition] + [accs[m] for m in models] for condition, accs in results.items()]
-    headers = [f"test set (batches of {sizes[0]} unless said)", "source BN", "test BN", f"alpha-BN (alpha={args.alpha})"]
+    headers = [
+        f"test set (batches of {sizes[0]} unless said)",
+        "source BN",
+        "test BN",
+        f"alpha-BN (alpha={args.alpha})",
+    ]
     table = markdown_table(headers, rows)
     report("test_time_calibration", table, results, settings, args.out, plot)
     return results
@@ -142,8 +151,12 @@ def plot(results):
     fig, ax = plt.subplots(figsize=(9, 3.6))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
-        ax.bar([c + i * width for c in range(len(conditions))], [results[c][method] for c in conditions],
-               width=width, label=method)
+        ax.bar(
+            [c + i * width for c in range(len(conditions))],
+            [results[c][method] for c in conditions],
+            width=width,
+            label=method,
+        )
     ax.set_xticks([c + 0.4 - width / 2 for c in range(len(conditions))])
     ax.set_xticklabels(conditions, rotation=35, ha="right", fontsize=8)
     ax.set(ylabel="test accuracy", ylim=(0, 1), title="BatchNorm statistics at test time, corrupted test sets")

@@ -23,10 +23,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from common import Progress  # noqa: E402
-from common import markdown_table  # noqa: E402
-from common import progress  # noqa: E402
-from common import report  # noqa: E402
+from common import (
+    Progress,  # noqa: E402
+    markdown_table,  # noqa: E402
+    progress,  # noqa: E402
+    report,  # noqa: E402
+)
 from keras import layers  # noqa: E402
 
 import keras_norms  # noqa: E402
@@ -49,9 +51,7 @@ def norm_factory(name, warmup_steps):
         "layer_norm": lambda **kw: layers.LayerNormalization(epsilon=1e-5, **kw),
         "rms_norm": lambda **kw: keras_norms.layers.RMSNormalization(epsilon=1e-5, **kw),
         # groups = heads and warmup = the learning-rate warmup, as in the authors' NMT runs.
-        "power_norm": lambda **kw: keras_norms.layers.PowerNormalization(
-            groups=HEADS, warmup_steps=warmup_steps, **kw
-        ),
+        "power_norm": lambda **kw: keras_norms.layers.PowerNormalization(groups=HEADS, warmup_steps=warmup_steps, **kw),
         "batch_norm": lambda **kw: layers.BatchNormalization(epsilon=1e-5, **kw),
         # LayerNorm that can be switched to a frozen scale (the --remove-layernorm run).
         "fake_layer_norm": lambda **kw: keras_norms.layers.FakeLayerNormalization(epsilon=1e-5, **kw),
@@ -155,8 +155,14 @@ def train(norm, data, args, callbacks=()):
     train_loss = fit(model, train_corpus, args.steps, args, rng, [curve, *callbacks])
     seconds = time.perf_counter() - start
     val_loss = validation_loss(model, val_corpus, args, args.seed)
-    return {"val_loss": val_loss, "train_loss": train_loss, "seconds": seconds, "model": model,
-            "curve_steps": curve.steps, "curve_loss": curve.losses}
+    return {
+        "val_loss": val_loss,
+        "train_loss": train_loss,
+        "seconds": seconds,
+        "model": model,
+        "curve_steps": curve.steps,
+        "curve_loss": curve.losses,
+    }
 
 
 def plot(results):
@@ -230,7 +236,8 @@ def main(argv=None):
     parser.add_argument("--out", help="folder for transformer_lm.md/.json/.png")
     parser.add_argument("--smoke", action="store_true", help="6 steps, a quick check")
     parser.add_argument(
-        "--remove-layernorm", action="store_true",
+        "--remove-layernorm",
+        action="store_true",
         help="train with LayerNorm, fine-tune it away (arXiv 2507.02559), export LN-free",
     )
     parser.add_argument("--removal-steps", type=int, default=100, help="fine-tuning steps")

@@ -21,8 +21,7 @@ def check_bool(name, value):
     return value
 
 
-def check_number(name, value, minimum=None, maximum=None, *, exclusive_minimum=False,
-                 exclusive_maximum=False):
+def check_number(name, value, minimum=None, maximum=None, *, exclusive_minimum=False, exclusive_maximum=False):
     """Returns `value` as a float if it is a finite real number in the range, or raises.
 
     The range is closed by default; `exclusive_minimum` / `exclusive_maximum` open an end
@@ -74,8 +73,7 @@ def check_int(name, value, minimum=None):
 
 def check_choice(name, value, choices):
     """Returns `value` if it is one of `choices`, or raises listing them."""
-    if not any(value is choice or (type(value) is type(choice) and value == choice)
-               for choice in choices):
+    if not any(value is choice or (type(value) is type(choice) and value == choice) for choice in choices):
         raise ValueError(f"`{name}` must be one of {tuple(choices)}. Received: {name}={value!r}")
     return value
 
@@ -110,9 +108,7 @@ def last_axis_size(input_shape):
         )
     size = input_shape[-1]
     if size is None:
-        raise ValueError(
-            f"The last axis of the input must be known. Received: input_shape={tuple(input_shape)}"
-        )
+        raise ValueError(f"The last axis of the input must be known. Received: input_shape={tuple(input_shape)}")
     return size
 
 

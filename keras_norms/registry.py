@@ -3,8 +3,7 @@
 >>> layer = keras_norms.get("evonorm_s0", groups=8)
 """
 
-from keras_norms import activations
-from keras_norms import layers
+from keras_norms import activations, layers
 
 _LAYERS = {
     "afkan_dense": layers.AFKANDense,

@@ -46,8 +46,9 @@ print(json.dumps({"max_difference": max_difference, "loaded_iterations": loaded_
 
 @pytest.mark.parametrize("target", [b for b in BACKENDS if b != keras.backend.backend()])
 def test_compiled_model_loads_on_another_backend(target, tmp_path, rng):
-    model = keras.Sequential([keras.Input((5, 8)), layers.RMSNormalization(), layers.PowerNormalization(groups=2),
-                              keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input((5, 8)), layers.RMSNormalization(), layers.PowerNormalization(groups=2), keras.layers.Dense(2)]
+    )
     model.compile(keras.optimizers.Adam(), "mse")
     x = rng.standard_normal((4, 5, 8)).astype("float32")
     model.fit(x, rng.standard_normal((4, 5, 2)), batch_size=2, verbose=0)  # 2 optimizer steps
@@ -58,7 +59,10 @@ def test_compiled_model_loads_on_another_backend(target, tmp_path, rng):
     env = {**os.environ, "KERAS_BACKEND": target, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
         [sys.executable, "-c", LOADER, path, str(tmp_path / "x.npy"), str(tmp_path / "expected.npy")],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -4,8 +4,7 @@ import keras
 import pytest
 
 import keras_norms
-from keras_norms import activations
-from keras_norms import layers
+from keras_norms import activations, layers
 
 # Constructor arguments without defaults.
 REQUIRED_ARGUMENTS = {

@@ -54,8 +54,7 @@ def main():
     for backend, (returncode, counts, seconds) in results.items():
         status = "ok" if returncode == 0 else f"FAILED (exit {returncode})"
         print(
-            f"| {backend} | {status} | {counts['passed']} | {counts['failed']} | "
-            f"{counts['skipped']} | {seconds:.0f} |"
+            f"| {backend} | {status} | {counts['passed']} | {counts['failed']} | {counts['skipped']} | {seconds:.0f} |"
         )
     passed = sum(counts["passed"] for _, counts, _ in results.values())
     failed = sum(counts["failed"] for _, counts, _ in results.values())

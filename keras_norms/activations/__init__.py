@@ -1,10 +1,7 @@
 """Activation functions and their layers."""
 
-from keras_norms.activations.crrelu import CRReLU
-from keras_norms.activations.crrelu import crrelu
-from keras_norms.activations.hermite import DualActivationStats
-from keras_norms.activations.hermite import HermiteActivation
-from keras_norms.activations.hermite import dual_activation_stats
+from keras_norms.activations.crrelu import CRReLU, crrelu
+from keras_norms.activations.hermite import DualActivationStats, HermiteActivation, dual_activation_stats
 from keras_norms.activations.interpolated import InterpolatedActivation
 
 __all__ = [

@@ -5,13 +5,9 @@ Functions" (ICLR 2025: "Entropy-based Activation Function Optimization"), arXiv 
 """
 
 import keras
-from keras import constraints
-from keras import initializers
-from keras import ops
-from keras import regularizers
+from keras import constraints, initializers, ops, regularizers
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_number
+from keras_norms.arguments import check_bool, check_number
 from keras_norms.ops import activations as activation_ops
 from keras_norms.ops.dtypes import to_floating
 
@@ -68,9 +64,7 @@ class CRReLU(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.epsilon_initializer = initializers.get(
-            epsilon_initializer or initializers.Constant(0.01)
-        )
+        self.epsilon_initializer = initializers.get(epsilon_initializer or initializers.Constant(0.01))
         self.epsilon_trainable = check_bool("epsilon_trainable", epsilon_trainable)
         self.epsilon_regularizer = regularizers.get(epsilon_regularizer)
         self.epsilon_constraint = constraints.get(epsilon_constraint)

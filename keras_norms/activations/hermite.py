@@ -15,9 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_int
-from keras_norms.arguments import check_number
+from keras_norms.arguments import check_bool, check_int, check_number
 from keras_norms.ops import activations as activation_ops
 from keras_norms.ops.dtypes import upcast
 
@@ -28,8 +26,7 @@ def _check_coefficients(coefficients):
     values = np.asarray(coefficients, dtype=object)
     if values.ndim != 1 or values.size == 0:
         raise ValueError(
-            "`coefficients` must be a non-empty 1-D sequence of numbers. "
-            f"Received: coefficients={coefficients!r}"
+            f"`coefficients` must be a non-empty 1-D sequence of numbers. Received: coefficients={coefficients!r}"
         )
     return [check_number(f"coefficients[{i}]", value) for i, value in enumerate(values.tolist())]
 
@@ -194,8 +191,7 @@ def _quadrature_dual(activation, num_points, derivative):
     if derivative is None:
         step = 1e-5
         slope = (
-            _evaluate(activation, nodes + step, "activation")
-            - _evaluate(activation, nodes - step, "activation")
+            _evaluate(activation, nodes + step, "activation") - _evaluate(activation, nodes - step, "activation")
         ) / (2 * step)
     else:
         slope = _evaluate(derivative, nodes, "derivative")

@@ -7,20 +7,16 @@ neural networks with structured parameter-dependent dual function", NeurIPS 2025
 import math
 
 import keras
-from keras import activations
-from keras import ops
+from keras import activations, ops
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_bool, check_fraction
 from keras_norms.ops import activations as activation_ops
 from keras_norms.ops.dtypes import to_floating
 
 
 def _get_activation(name, value):
     if not (isinstance(value, (str, dict)) or callable(value)):
-        raise TypeError(
-            f"`{name}` must be a Keras activation name or a callable. Received: {name}={value!r}"
-        )
+        raise TypeError(f"`{name}` must be a Keras activation name or a callable. Received: {name}={value!r}")
     try:
         return activations.get(value)
     except ValueError as error:

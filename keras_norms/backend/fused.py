@@ -7,14 +7,10 @@ recomputes the rest.
 
 from keras import ops
 
-from keras_norms.backend import register
-from keras_norms.backend import torch_compiling
+from keras_norms.backend import register, torch_compiling
 from keras_norms.backend.recompute import with_residuals
 from keras_norms.ops.dtypes import maximum
-from keras_norms.ops.statistics import masked_mean
-from keras_norms.ops.statistics import masked_mean_square
-from keras_norms.ops.statistics import masked_moments
-from keras_norms.ops.statistics import split_groups
+from keras_norms.ops.statistics import masked_mean, masked_mean_square, masked_moments, split_groups
 
 
 def _count(x, axes):

@@ -7,12 +7,7 @@ Reference (the common implementation): mariodoebler/test-time-adaptation `AlphaB
 import keras
 from keras import ops
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_epsilon
-from keras_norms.arguments import check_fraction
-from keras_norms.arguments import check_int
-from keras_norms.arguments import check_mask
-from keras_norms.arguments import normalize_axis
+from keras_norms.arguments import check_bool, check_epsilon, check_fraction, check_int, check_mask, normalize_axis
 from keras_norms.ops import batch_norm as batch_norm_ops
 from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.statistics import mask_weights
@@ -59,8 +54,10 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
         momentum = check_fraction("momentum", momentum)
         epsilon = check_epsilon("epsilon", epsilon)
         if kwargs.get("renorm"):
-            raise ValueError("AlphaBatchNormalization does not implement batch renormalization. "
-                             f"Received: renorm={kwargs['renorm']!r}")
+            raise ValueError(
+                "AlphaBatchNormalization does not implement batch renormalization. "
+                f"Received: renorm={kwargs['renorm']!r}"
+            )
         # Keras' own `synchronized` is TensorFlow-only; this layer does its own reduction.
         super().__init__(axis=axis, momentum=momentum, epsilon=epsilon, synchronized=False, **kwargs)
         self.test_weight = check_fraction("test_weight", test_weight)

@@ -8,16 +8,9 @@ Argument checks, whose errors name the argument, the value and what was expected
 """
 
 import keras
-from keras import constraints
-from keras import initializers
-from keras import ops
-from keras import regularizers
+from keras import constraints, initializers, ops, regularizers
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_epsilon
-from keras_norms.arguments import check_mask
-from keras_norms.arguments import last_axis_size
-from keras_norms.arguments import normalize_axis
+from keras_norms.arguments import check_bool, check_epsilon, check_mask, last_axis_size, normalize_axis
 from keras_norms.ops.statistics import mask_weights
 
 

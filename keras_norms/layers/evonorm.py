@@ -9,18 +9,12 @@ statistics they feed it; everything else (weights, state, masks, config) is shar
 """
 
 import keras
-from keras import constraints
-from keras import initializers
-from keras import ops
-from keras import regularizers
+from keras import constraints, initializers, ops, regularizers
 
 from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_fraction
-from keras_norms.arguments import check_int
-from keras_norms.layers.base import NormalizationBase
-from keras_norms.layers.base import broadcast_shape
+from keras_norms.arguments import check_bool, check_fraction, check_int
+from keras_norms.layers.base import NormalizationBase, broadcast_shape
 from keras_norms.ops.distributed import replica_count
 from keras_norms.ops.dtypes import maximum
 from keras_norms.ops.statistics import split_groups
@@ -115,8 +109,7 @@ class _EvoNorm(NormalizationBase):
         )
         self.axis = check_int("axis", axis)
         self.apply_act = check_bool("apply_act", apply_act)
-        v_arguments = {"v_initializer": v_initializer, "v_regularizer": v_regularizer,
-                       "v_constraint": v_constraint}
+        v_arguments = {"v_initializer": v_initializer, "v_regularizer": v_regularizer, "v_constraint": v_constraint}
         if not self.uses_v:
             given = {name: value for name, value in v_arguments.items() if value is not None}
             if given:
@@ -131,9 +124,7 @@ class _EvoNorm(NormalizationBase):
         channels = self._build_feature_map(input_shape)
         self._build_affine((channels,))
         if self.apply_act and self.uses_v:
-            self.v = self._add_parameter(
-                "v", (channels,), self.v_initializer, self.v_regularizer, self.v_constraint
-            )
+            self.v = self._add_parameter("v", (channels,), self.v_initializer, self.v_regularizer, self.v_constraint)
         self._build_statistics(input_shape, channels)
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
 
@@ -227,9 +218,7 @@ class _EvoNormBatch(_EvoNorm):
                 "momentum": self.momentum,
                 "bessel_correction": self.bessel_correction,
                 "synchronized": self.synchronized,
-                "moving_variance_initializer": initializers.serialize(
-                    self.moving_variance_initializer
-                ),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
             }
         )
         return config

@@ -8,16 +8,10 @@ fine-tuning", arXiv 2409.13710). Reference: submarat/removing-layer-norm.
 import keras
 from keras import ops
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_epsilon
-from keras_norms.arguments import check_fraction
-from keras_norms.arguments import check_mask
-from keras_norms.arguments import check_positive
+from keras_norms.arguments import check_bool, check_epsilon, check_fraction, check_mask, check_positive
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops.dtypes import upcast
-from keras_norms.ops.statistics import mask_weights
-from keras_norms.ops.statistics import masked_mean
-from keras_norms.ops.statistics import masked_moments
+from keras_norms.ops.statistics import mask_weights, masked_mean, masked_moments
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -67,12 +61,18 @@ class FakeLayerNormalization(keras.layers.Layer):
         self.gamma = self.add_weight(name="gamma", shape=(width,), initializer="ones", autocast=False)
         self.beta = self.add_weight(name="beta", shape=(width,), initializer="zeros", autocast=False)
         self.sigma = self.add_weight(
-            name="sigma", shape=(), initializer=keras.initializers.Constant(self.sigma_initial),
-            trainable=False, autocast=False,
+            name="sigma",
+            shape=(),
+            initializer=keras.initializers.Constant(self.sigma_initial),
+            trainable=False,
+            autocast=False,
         )
         self.is_fake = self.add_weight(
-            name="is_fake", shape=(), initializer=keras.initializers.Constant(float(self.fake_initial)),
-            trainable=False, autocast=False,
+            name="is_fake",
+            shape=(),
+            initializer=keras.initializers.Constant(float(self.fake_initial)),
+            trainable=False,
+            autocast=False,
         )
 
     def set_fake(self, fake=True):

@@ -6,17 +6,11 @@ had (`tfa.layers.FilterResponseNormalization`, `tfa.layers.TLU`), for Keras 3 on
 """
 
 import keras
-from keras import constraints
-from keras import initializers
-from keras import ops
-from keras import regularizers
+from keras import constraints, initializers, ops, regularizers
 
 from keras_norms import ops as norm_ops
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_int
-from keras_norms.arguments import normalize_axis
-from keras_norms.layers.base import NormalizationBase
-from keras_norms.layers.base import broadcast_shape
+from keras_norms.arguments import check_bool, check_int, normalize_axis
+from keras_norms.layers.base import NormalizationBase, broadcast_shape
 
 # tensorflow-addons' initial value of the learned epsilon.
 LEARNED_EPSILON_INITIAL = 1e-4
@@ -111,11 +105,14 @@ class FilterResponseNormalization(NormalizationBase):
         channels = self._build_feature_map(input_shape)
         self._build_affine((channels,))
         if self.apply_act:
-            self.tau = self._add_parameter("tau", (channels,), self.tau_initializer, self.tau_regularizer,
-                                           self.tau_constraint)
+            self.tau = self._add_parameter(
+                "tau", (channels,), self.tau_initializer, self.tau_regularizer, self.tau_constraint
+            )
         if self.learned_epsilon:
             self.epsilon_learned = self._add_parameter(
-                "learned_epsilon", (), initializers.Constant(LEARNED_EPSILON_INITIAL),
+                "learned_epsilon",
+                (),
+                initializers.Constant(LEARNED_EPSILON_INITIAL),
                 constraint=self.learned_epsilon_constraint,
             )
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
@@ -169,9 +166,18 @@ class TLU(keras.layers.Layer):
     >>> y = keras_norms.layers.TLU()(keras.random.normal((4, 8, 8, 16)))
     """
 
-    def __init__(self, axis=-1, affine=False, tau_initializer="zeros", alpha_initializer="zeros",
-                 tau_regularizer=None, alpha_regularizer=None, tau_constraint=None, alpha_constraint=None,
-                 **kwargs):
+    def __init__(
+        self,
+        axis=-1,
+        affine=False,
+        tau_initializer="zeros",
+        alpha_initializer="zeros",
+        tau_regularizer=None,
+        alpha_regularizer=None,
+        tau_constraint=None,
+        alpha_constraint=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.axis = check_int("axis", axis)
         self.affine = check_bool("affine", affine)
@@ -189,15 +195,27 @@ class TLU(keras.layers.Layer):
         self._channel_axis = normalize_axis("axis", self.axis, len(input_shape))
         channels = input_shape[self._channel_axis]
         if channels is None:
-            raise ValueError(f"The channels axis (axis={self.axis}) of the input must be known. "
-                             f"Received: input_shape={tuple(input_shape)}")
-        self.tau = self.add_weight(name="tau", shape=(channels,), initializer=self.tau_initializer,
-                                   regularizer=self.tau_regularizer, constraint=self.tau_constraint,
-                                   autocast=False)
+            raise ValueError(
+                f"The channels axis (axis={self.axis}) of the input must be known. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        self.tau = self.add_weight(
+            name="tau",
+            shape=(channels,),
+            initializer=self.tau_initializer,
+            regularizer=self.tau_regularizer,
+            constraint=self.tau_constraint,
+            autocast=False,
+        )
         if self.affine:
-            self.alpha = self.add_weight(name="alpha", shape=(channels,), initializer=self.alpha_initializer,
-                                         regularizer=self.alpha_regularizer, constraint=self.alpha_constraint,
-                                         autocast=False)
+            self.alpha = self.add_weight(
+                name="alpha",
+                shape=(channels,),
+                initializer=self.alpha_initializer,
+                regularizer=self.alpha_regularizer,
+                constraint=self.alpha_constraint,
+                autocast=False,
+            )
         self.input_spec = keras.layers.InputSpec(ndim=len(input_shape), axes={self._channel_axis: channels})
 
     def call(self, inputs):

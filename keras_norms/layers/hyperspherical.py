@@ -7,22 +7,20 @@ Reference: R-S-P-MODELS/pyopenset (`ModuleNormalization`, `AddNewClass`).
 
 import keras
 import numpy as np
-from keras import constraints
-from keras import initializers
-from keras import ops
-from keras import regularizers
+from keras import constraints, initializers, ops, regularizers
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_choice
-from keras_norms.arguments import check_epsilon
-from keras_norms.arguments import check_int
-from keras_norms.arguments import check_number
-from keras_norms.arguments import check_positive
-from keras_norms.arguments import normalize_axis
+from keras_norms.arguments import (
+    check_bool,
+    check_choice,
+    check_epsilon,
+    check_int,
+    check_number,
+    check_positive,
+    normalize_axis,
+)
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
-from keras_norms.ops.dtypes import matmul
-from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.dtypes import matmul, upcast
 
 _WEIGHT_NORMS = ("reparam", "constraint")
 
@@ -158,9 +156,7 @@ class CosineClassifier(keras.layers.Layer):
             shape=(dim, self.num_classes),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
-            constraint=constraints.MinMaxNorm(1.0, 1.0, axis=0)
-            if self.weight_norm == "constraint"
-            else None,
+            constraint=constraints.MinMaxNorm(1.0, 1.0, axis=0) if self.weight_norm == "constraint" else None,
             autocast=False,
         )
         self.bias = None
@@ -246,8 +242,7 @@ def add_class_prototypes(head, embeddings_by_class):
         embeddings = np.asarray(ops.convert_to_numpy(embeddings), dtype=np.float64)
         if embeddings.ndim != 2 or embeddings.shape[1] != dim or embeddings.shape[0] == 0:
             raise ValueError(
-                f"`embeddings_by_class[{index}]` must be (samples, {dim}). "
-                f"Received shape {embeddings.shape}"
+                f"`embeddings_by_class[{index}]` must be (samples, {dim}). Received shape {embeddings.shape}"
             )
         mean = embeddings.mean(axis=0)
         prototypes.append(mean / np.sqrt(max(np.sum(mean**2), head.epsilon)))

@@ -8,18 +8,12 @@ Representation Learning", arXiv 2503.06112. Reference: hoangthangta/All-KAN mode
 import math
 
 import keras
-from keras import activations
-from keras import initializers
-from keras import ops
+from keras import activations, initializers, ops
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_choice
-from keras_norms.arguments import check_int
+from keras_norms.arguments import check_bool, check_choice, check_int
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import kan as kan_ops
-from keras_norms.ops.dtypes import matmul
-from keras_norms.ops.dtypes import statistics_dtype
-from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.dtypes import matmul, statistics_dtype, upcast
 
 _ACTIVATIONS = ("softplus", "sigmoid", "silu", "relu", "leaky_relu", "elu", "gelu", "selu", "tanh")
 _FUNC_NORMS = ("none", "global", "per_sample")
@@ -101,9 +95,7 @@ class AFKANDense(keras.layers.Layer):
         self.func_norm = check_choice("func_norm", func_norm, _FUNC_NORMS)
         self.norm = check_choice("norm", norm, _NORMS)
         self.train_phases = check_bool("train_phases", train_phases)
-        self._activation = (
-            _torch_leaky_relu if base_activation == "leaky_relu" else activations.get(base_activation)
-        )
+        self._activation = _torch_leaky_relu if base_activation == "leaky_relu" else activations.get(base_activation)
         self.batch_norm = None
         if norm == "batch":
             self.batch_norm = keras.layers.BatchNormalization(
@@ -132,15 +124,21 @@ class AFKANDense(keras.layers.Layer):
             autocast=False,
         )
         self.score_kernel = self.add_weight(
-            name="score_kernel", shape=(num_basis, 1), initializer=_torch_linear_initializer(num_basis),
+            name="score_kernel",
+            shape=(num_basis, 1),
+            initializer=_torch_linear_initializer(num_basis),
             autocast=False,
         )
         self.score_bias = self.add_weight(
-            name="score_bias", shape=(1,), initializer=_torch_linear_initializer(num_basis),
+            name="score_bias",
+            shape=(1,),
+            initializer=_torch_linear_initializer(num_basis),
             autocast=False,
         )
         self.temperature = self.add_weight(
-            name="temperature", shape=(), initializer=initializers.Constant(math.sqrt(dim)),
+            name="temperature",
+            shape=(),
+            initializer=initializers.Constant(math.sqrt(dim)),
             autocast=False,
         )
         if self.norm == "layer":
@@ -149,7 +147,9 @@ class AFKANDense(keras.layers.Layer):
         elif self.norm == "batch":
             self.batch_norm.build((*input_shape[:-1], dim))
         self.kernel = self.add_weight(
-            name="kernel", shape=(dim, self.units), initializer=_torch_linear_initializer(dim),
+            name="kernel",
+            shape=(dim, self.units),
+            initializer=_torch_linear_initializer(dim),
             autocast=False,
         )
 

@@ -7,19 +7,12 @@ jackyue1994/OLinear (layers/newLinear.py, model/OLinear.py, dataset/Generate_cor
 
 import keras
 import numpy as np
-from keras import constraints
-from keras import initializers
-from keras import ops
-from keras import regularizers
+from keras import constraints, initializers, ops, regularizers
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_int
-from keras_norms.arguments import check_number
-from keras_norms.arguments import normalize_axis
+from keras_norms.arguments import check_bool, check_int, check_number, normalize_axis
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
-from keras_norms.ops.dtypes import matmul
-from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.dtypes import matmul, upcast
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -62,9 +55,7 @@ class NormLinear(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = check_int("units", units, minimum=1)
         self.use_bias = check_bool("use_bias", use_bias)
-        self.kernel_initializer = initializers.get(
-            kernel_initializer or initializers.RandomNormal(0.0, 1.0)
-        )
+        self.kernel_initializer = initializers.get(kernel_initializer or initializers.RandomNormal(0.0, 1.0))
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
@@ -130,9 +121,7 @@ class NormLinear(keras.layers.Layer):
 def _check_basis(basis):
     array = np.asarray(basis, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
-        raise ValueError(
-            f"`basis` must be a square 2-D array (lag, lag). Received shape {array.shape}"
-        )
+        raise ValueError(f"`basis` must be a square 2-D array (lag, lag). Received shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError("`basis` must be finite.")
     return array
@@ -185,8 +174,7 @@ class OrthoTransform(keras.layers.Layer):
         lag = self.basis.shape[0]
         if input_shape[self._axis] != lag:
             raise ValueError(
-                f"The input axis {self.axis} must have the basis size {lag}. "
-                f"Received: input_shape={tuple(input_shape)}"
+                f"The input axis {self.axis} must have the basis size {lag}. Received: input_shape={tuple(input_shape)}"
             )
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._axis: lag})
         self.basis_weight = self.add_weight(

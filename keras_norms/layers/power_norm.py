@@ -11,10 +11,7 @@ import keras
 from keras import ops
 
 from keras_norms import ops as norm_ops
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_int
-from keras_norms.arguments import check_mask
-from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_bool, check_fraction, check_int, check_mask
 from keras_norms.layers.base import NormalizationBase
 from keras_norms.ops import power_norm
 from keras_norms.ops.statistics import mask_weights
@@ -38,9 +35,10 @@ def _outside_torch_compile(function):
 def _gradient_accumulation_steps_of_running_fit():
     """`gradient_accumulation_steps` of the optimizer of the `Model.train_step` calling this, or None.
 
-    A layer never sees the optimizer. `fit` and `train_on_batch` call (or, under jit, trace) `Model.train_step` in Python on every backend, so the caller's frames reach
-    the model and its optimizer (a `LossScaleOptimizer`'s inner one included). A custom training
-    loop that calls `optimizer.apply` itself is not seen.
+    A layer never sees the optimizer. `fit` and `train_on_batch` call (or, under jit, trace)
+    `Model.train_step` in Python on every backend, so the caller's frames reach the model and its
+    optimizer (a `LossScaleOptimizer`'s inner one included). A custom training loop that calls
+    `optimizer.apply` itself is not seen.
     """
     frame = sys._getframe(1)
     while frame is not None:
@@ -185,8 +183,7 @@ class PowerNormalization(NormalizationBase):
         channels = self._build_channel_axis(input_shape)
         if channels % self.groups:
             raise ValueError(
-                f"`groups` must divide the number of features ({channels}). "
-                f"Received: groups={self.groups}"
+                f"`groups` must divide the number of features ({channels}). Received: groups={self.groups}"
             )
         self._reduce_axes = tuple(a for a in range(rank) if a != self._channel_axis)
         self._build_affine((channels,))
@@ -221,7 +218,11 @@ class PowerNormalization(NormalizationBase):
                 aggregation="sum",
             )
         self.step = self.add_weight(
-            name="step", shape=(), initializer="zeros", dtype="int32", trainable=False,
+            name="step",
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            trainable=False,
             aggregation="only_first_replica",
         )
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})

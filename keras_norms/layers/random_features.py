@@ -7,16 +7,12 @@ ICLR 2024, arXiv 2310.13225. Reference: arijitthegame/neural-network-kernels src
 
 import keras
 import numpy as np
-from keras import initializers
-from keras import ops
+from keras import initializers, ops
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_int
-from keras_norms.arguments import check_number
+from keras_norms.arguments import check_bool, check_int, check_number
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import random_features as feature_ops
-from keras_norms.ops.dtypes import matmul
-from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.dtypes import matmul, upcast
 
 
 def gaussian_projection(num_features, dim, orthogonal, seed):
@@ -90,9 +86,7 @@ class SNNKDense(keras.layers.Layer):
         if init_from_kernel is not None:
             kernel = np.asarray(ops.convert_to_numpy(init_from_kernel), dtype=np.float64)
             if kernel.ndim != 2 or kernel.shape[1] != self.units:
-                raise ValueError(
-                    f"`init_from_kernel` must be (in, units={self.units}). Received shape {kernel.shape}"
-                )
+                raise ValueError(f"`init_from_kernel` must be (in, units={self.units}). Received shape {kernel.shape}")
             self.init_from_kernel = kernel
         self.use_bias = check_bool("use_bias", use_bias)
         self.supports_masking = True
@@ -105,9 +99,7 @@ class SNNKDense(keras.layers.Layer):
             limit = np.sqrt(6.0 / (dim + self.units))
             kernel = np.random.default_rng(self.seed + 1).uniform(-limit, limit, (dim, self.units))
         elif kernel.shape[0] != dim:
-            raise ValueError(
-                f"`init_from_kernel` has {kernel.shape[0]} input rows; the input has {dim} features."
-            )
+            raise ValueError(f"`init_from_kernel` has {kernel.shape[0]} input rows; the input has {dim} features.")
         projection = gaussian_projection(self.num_random_features, dim, self.orthogonal, self.seed)
         psi = np.maximum(kernel.T @ projection.T, self.relu_floor) / np.sqrt(self.num_random_features)
         self.projection = self.add_weight(
@@ -118,7 +110,9 @@ class SNNKDense(keras.layers.Layer):
             autocast=False,
         )
         self.psi = self.add_weight(
-            name="psi", shape=psi.shape, initializer=initializers.Constant(psi),
+            name="psi",
+            shape=psi.shape,
+            initializer=initializers.Constant(psi),
             autocast=False,
         )
         self.bias = None
@@ -127,9 +121,7 @@ class SNNKDense(keras.layers.Layer):
 
     def call(self, inputs):
         x = upcast(inputs, self.compute_dtype)
-        features = feature_ops.relu_random_features(
-            x, ops.cast(self.projection, x.dtype), self.relu_floor
-        )
+        features = feature_ops.relu_random_features(x, ops.cast(self.projection, x.dtype), self.relu_floor)
         outputs = matmul(features, ops.transpose(ops.cast(self.psi, x.dtype)))
         if self.use_bias:
             outputs = outputs + ops.cast(self.bias, x.dtype)

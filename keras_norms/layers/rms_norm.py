@@ -10,9 +10,7 @@ from keras import ops
 
 from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_mask
-from keras_norms.arguments import normalize_axis
+from keras_norms.arguments import check_bool, check_mask, normalize_axis
 from keras_norms.layers.base import NormalizationBase
 
 _ARGS = """
@@ -62,9 +60,11 @@ class _RootMeanSquareBase(NormalizationBase):
         )
         self.zero_centered_gamma = zero_centered_gamma
         axes = [axis] if isinstance(axis, int) else axis
-        if not isinstance(axes, (list, tuple)) or not all(
-            isinstance(a, int) and not isinstance(a, bool) for a in axes
-        ) or not axes:
+        if (
+            not isinstance(axes, (list, tuple))
+            or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes)
+            or not axes
+        ):
             raise TypeError(f"`axis` must be an int or a non-empty list of ints. Received: axis={axis!r}")
         self.axis = axis if isinstance(axis, int) else list(axis)
 

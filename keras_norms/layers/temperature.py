@@ -8,20 +8,13 @@ megatron/model/tempnet.py). Train it with `keras_norms.losses.TauDROCrossEntropy
 import math
 
 import keras
-from keras import initializers
-from keras import ops
+from keras import initializers, ops
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_fraction
-from keras_norms.arguments import check_int
-from keras_norms.arguments import check_number
-from keras_norms.arguments import check_positive
+from keras_norms.arguments import check_bool, check_fraction, check_int, check_number, check_positive
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
 from keras_norms.ops import temperature as temperature_ops
-from keras_norms.ops.dtypes import matmul
-from keras_norms.ops.dtypes import statistics_dtype
-from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.dtypes import matmul, statistics_dtype, upcast
 
 _NORMALIZE_EPSILON = 1e-24  # squared: torch's F.normalize clamps the norm at 1e-12
 
@@ -42,7 +35,8 @@ class TempNet(keras.layers.Layer):
 
     Defaults are the GPT-2 runs' (`M = 256`, `tau` in [0.5, 5], dropout 0.5); the LLaMA runs use
     `tau_min=0.01, tau_max=1.2`. `Lin1` has `V * M` weights: with a 50k vocabulary, 13M. The
-    scale `s` is float32 (the reference stores it in float16); the whole net runs in float32 (float64 for a float64 layer).
+    scale `s` is float32 (the reference stores it in float16); the whole net runs in float32 (float64
+    for a float64 layer).
     Lin1 and Lin2 use torch's default init, `U(+-1/sqrt(fan_in))`. At generation, the reference
     feeds `z - max(z)` and divides the logits by `tau`. The CLIP variant (prototype-based) is not
     included.
@@ -60,17 +54,13 @@ class TempNet(keras.layers.Layer):
     >>> outputs = keras.layers.Concatenate()([logits, tau])  # for TauDROCrossEntropy
     """
 
-    def __init__(
-        self, hidden_units=256, tau_min=0.5, tau_max=5.0, dropout=0.5, normalize_input=True, **kwargs
-    ):
+    def __init__(self, hidden_units=256, tau_min=0.5, tau_max=5.0, dropout=0.5, normalize_input=True, **kwargs):
         super().__init__(**kwargs)
         self.hidden_units = check_int("hidden_units", hidden_units, minimum=1)
         self.tau_min = check_positive("tau_min", tau_min)
         self.tau_max = check_number("tau_max", tau_max)
         if not self.tau_min < self.tau_max:
-            raise ValueError(
-                f"Expected 0 < tau_min < tau_max. Received: tau_min={tau_min!r}, tau_max={tau_max!r}"
-            )
+            raise ValueError(f"Expected 0 < tau_min < tau_max. Received: tau_min={tau_min!r}, tau_max={tau_max!r}")
         self.dropout = check_fraction("dropout", dropout, exclusive_maximum=True)
         self.normalize_input = check_bool("normalize_input", normalize_input)
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=statistics_dtype(self.compute_dtype))

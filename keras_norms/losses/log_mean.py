@@ -47,9 +47,7 @@ class LogMeanLoss(keras.losses.Loss):
         elif isinstance(base, dict):
             self.base = keras.losses.deserialize(base)
         else:
-            raise TypeError(
-                f'`base` must be "logistic" or a keras.losses.Loss. Received: base={base!r}'
-            )
+            raise TypeError(f'`base` must be "logistic" or a keras.losses.Loss. Received: base={base!r}')
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:

@@ -9,8 +9,7 @@ import math
 import keras
 from keras import ops
 
-from keras_norms.arguments import check_int
-from keras_norms.arguments import check_number
+from keras_norms.arguments import check_int, check_number
 from keras_norms.ops import losses as loss_ops
 
 

@@ -6,9 +6,7 @@ belonging to the Spherical Family", arXiv 1604.08859. Not the PaLM/T5 "z-loss" (
 
 import keras
 
-from keras_norms.arguments import check_epsilon
-from keras_norms.arguments import check_number
-from keras_norms.arguments import check_positive
+from keras_norms.arguments import check_epsilon, check_number, check_positive
 from keras_norms.ops import losses as loss_ops
 
 
@@ -37,9 +35,7 @@ class ZLoss(keras.losses.Loss):
     >>> loss(keras.ops.array([2]), keras.ops.array([[1.0, 2.0, 3.0, 4.0]]))  # 1.00726
     """
 
-    def __init__(
-        self, a=1.0, b=1.0, epsilon=1e-7, reduction="sum_over_batch_size", name="z_loss", dtype=None
-    ):
+    def __init__(self, a=1.0, b=1.0, epsilon=1e-7, reduction="sum_over_batch_size", name="z_loss", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.a = check_positive("a", a)
         self.b = check_number("b", b)

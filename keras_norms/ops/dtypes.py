@@ -5,8 +5,7 @@ JAX and PyTorch, so it cannot serve here: a float64 layer must compute in float6
 backend (on JAX, with `jax_enable_x64` on, as JAX itself requires for any float64 array).
 """
 
-from keras import backend
-from keras import ops
+from keras import backend, ops
 
 
 def statistics_dtype(*dtypes):
@@ -49,9 +48,7 @@ def to_floating(x, dtype):
 
 
 def _is_float64(*tensors):
-    return any(
-        not isinstance(t, (int, float)) and backend.standardize_dtype(t.dtype) == "float64" for t in tensors
-    )
+    return any(not isinstance(t, (int, float)) and backend.standardize_dtype(t.dtype) == "float64" for t in tensors)
 
 
 def maximum(x, y):

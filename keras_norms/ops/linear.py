@@ -2,8 +2,7 @@
 
 from keras import ops
 
-from keras_norms.ops.dtypes import matmul
-from keras_norms.ops.dtypes import maximum
+from keras_norms.ops.dtypes import matmul, maximum
 
 _NORMLIN_MIN_ROW_SUM = 1e-12  # the clamp of torch's F.normalize(p=1) in the reference
 

@@ -10,8 +10,7 @@ the code's `running_phi`, and `backward_statistic` is the code's `ema_gz`.
 from keras import ops
 
 from keras_norms.ops.distributed import cross_replica_sum
-from keras_norms.ops.statistics import masked_mean_square
-from keras_norms.ops.statistics import split_groups
+from keras_norms.ops.statistics import masked_mean_square, split_groups
 
 # The authors' GroupScaling1D hard-wires its own epsilon; the layer's epsilon is not used there.
 GROUP_SCALING_EPSILON = 1e-5
@@ -41,8 +40,18 @@ def updated_moving_quadratic_mean(moving, quadratic_mean, step, warmup_steps, al
     return alpha_fwd * moving + (1.0 - alpha_fwd) * quadratic_mean
 
 
-def power_normalization(xs, quadratic_mean, normalizer, scaled_statistic, statistic_scale, *,
-                        epsilon, alpha_bkw, reduce_axes, synchronized=False):
+def power_normalization(
+    xs,
+    quadratic_mean,
+    normalizer,
+    scaled_statistic,
+    statistic_scale,
+    *,
+    epsilon,
+    alpha_bkw,
+    reduce_axes,
+    synchronized=False,
+):
     """`z = xs / sqrt(normalizer + eps)` with the code's approximate backward pass, by plain autodiff.
 
     Returns `(z, auxiliary_loss)`; `auxiliary_loss` is zero-valued and must be added to the

@@ -2,8 +2,7 @@
 
 from keras import ops
 
-from keras_norms.ops.dtypes import matmul
-from keras_norms.ops.dtypes import maximum
+from keras_norms.ops.dtypes import matmul, maximum
 
 
 def relu_random_features(x, projection, floor):

@@ -13,8 +13,10 @@ positions; statistics over features alone (per token) never see the mask.
 from keras import ops
 
 from keras_norms.ops.distributed import cross_replica_sum
-from keras_norms.ops.dtypes import upcast  # noqa: F401  (its earlier home; kept importable)
-from keras_norms.ops.dtypes import maximum
+from keras_norms.ops.dtypes import (
+    maximum,
+    upcast,  # noqa: F401  (its earlier home; kept importable)
+)
 
 
 def mask_weights(mask, channel_axis, dtype):

@@ -1,8 +1,5 @@
 """Optimizers for networks with scale-invariant (normalized) weights."""
 
-from keras_norms.optimizers.adamp import SGDP
-from keras_norms.optimizers.adamp import AdamP
-from keras_norms.optimizers.adamp import channel_axes_for_model
-from keras_norms.optimizers.adamp import default_channel_axes
+from keras_norms.optimizers.adamp import SGDP, AdamP, channel_axes_for_model, default_channel_axes
 
 __all__ = ["AdamP", "SGDP", "channel_axes_for_model", "default_channel_axes"]

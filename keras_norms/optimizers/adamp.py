@@ -11,10 +11,7 @@ import re
 import keras
 from keras import ops
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_epsilon
-from keras_norms.arguments import check_fraction
-from keras_norms.arguments import check_number
+from keras_norms.arguments import check_bool, check_epsilon, check_fraction, check_number
 from keras_norms.ops.dtypes import statistics_dtype
 from keras_norms.ops.projection import project_update
 
@@ -105,14 +102,10 @@ class _ProjectedOptimizer(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(var_list)
-        self._variable_channel_axes = [
-            self._resolve_channel_axes(v) if len(v.shape) > 1 else None for v in var_list
-        ]
+        self._variable_channel_axes = [self._resolve_channel_axes(v) if len(v.shape) > 1 else None for v in var_list]
         # [channel, layer]: how often each view fired; a diagnostic, read by projection_counts().
         self._projection_counts = [
-            self.add_variable((2,), dtype="float32", name=f"projection_counts_{v.name}")
-            if len(v.shape) > 1
-            else None
+            self.add_variable((2,), dtype="float32", name=f"projection_counts_{v.name}") if len(v.shape) > 1 else None
             for v in var_list
         ]
 
@@ -155,9 +148,7 @@ class _ProjectedOptimizer(keras.optimizers.Optimizer):
             fired = ops.logical_or(channel_fired, layer_fired)
             ratio = ops.where(fired, _constant(self.wd_ratio, weight), _constant(1.0, weight))
             counts = self._projection_counts[index]
-            self.assign_add(
-                counts, ops.cast(ops.stack([channel_fired, layer_fired]), counts.dtype)
-            )
+            self.assign_add(counts, ops.cast(ops.stack([channel_fired, layer_fired]), counts.dtype))
         keras_variable = self._trainable_variables[index]
         if self.weight_decay is not None and self._use_weight_decay(keras_variable):
             return update, 1.0 - learning_rate * self.weight_decay * ratio * decay_scale
@@ -272,9 +263,7 @@ class AdamP(_ProjectedOptimizer):
         if self.built:
             return
         super().build(var_list)
-        self._momentums, self._velocities = self.add_optimizer_variables(
-            var_list, ["momentum", "velocity"]
-        )
+        self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)

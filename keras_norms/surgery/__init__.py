@@ -1,13 +1,10 @@
 """Model surgery: put keras-norms layers into the models people already have."""
 
-from keras_norms.surgery.batch_norm import calibrate_batch_statistics
-from keras_norms.surgery.batch_norm import freeze_all_but_batchnorm
+from keras_norms.surgery.batch_norm import calibrate_batch_statistics, freeze_all_but_batchnorm
 from keras_norms.surgery.gpt2 import PreNormDecoderBlock
-from keras_norms.surgery.layer_norm_removal import LayerNormRemovalSchedule
-from keras_norms.surgery.layer_norm_removal import export_without_layernorm
+from keras_norms.surgery.layer_norm_removal import LayerNormRemovalSchedule, export_without_layernorm
 from keras_norms.surgery.pre_ln import convert_pre_ln
-from keras_norms.surgery.rewrite import copy_model
-from keras_norms.surgery.rewrite import replace_layers
+from keras_norms.surgery.rewrite import copy_model, replace_layers
 from keras_norms.surgery.swap import replace_norm_layers
 
 __all__ = [

@@ -2,8 +2,7 @@
 
 import keras
 
-from keras_norms.arguments import check_bool
-from keras_norms.arguments import check_fraction
+from keras_norms.arguments import check_bool, check_fraction
 from keras_norms.layers.alpha_batch_norm import AlphaBatchNormalization
 from keras_norms.surgery.rewrite import replace_layers
 
@@ -84,7 +83,8 @@ def calibrate_batch_statistics(model, test_weight=0.1, synchronized=True):
 
     return replace_layers(
         model,
-        lambda layer: isinstance(layer, keras.layers.BatchNormalization)
-        and not isinstance(layer, AlphaBatchNormalization),
+        lambda layer: (
+            isinstance(layer, keras.layers.BatchNormalization) and not isinstance(layer, AlphaBatchNormalization)
+        ),
         convert,
     )

@@ -12,19 +12,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_norms.arguments import check_choice
-from keras_norms.arguments import check_epsilon
-from keras_norms.arguments import check_fraction
-from keras_norms.arguments import check_int
-from keras_norms.arguments import last_axis_size
-from keras_norms.layers.rms_norm import CRMSNormalization
-from keras_norms.layers.rms_norm import RMSNormalization
+from keras_norms.arguments import check_choice, check_epsilon, check_fraction, check_int, last_axis_size
+from keras_norms.layers.rms_norm import CRMSNormalization, RMSNormalization
 from keras_norms.ops.dtypes import to_floating
-from keras_norms.surgery.folding import affine
-from keras_norms.surgery.folding import compress_input
-from keras_norms.surgery.folding import fold
-from keras_norms.surgery.folding import recenter
-from keras_norms.surgery.folding import value_of
+from keras_norms.surgery.folding import affine, compress_input, fold, recenter, value_of
 
 _NORMS = {"rms": RMSNormalization, "crms": CRMSNormalization}
 
@@ -85,7 +76,8 @@ class PreNormDecoderBlock(keras.layers.Layer):
     def build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(
-                f"PreNormDecoderBlock expects (batch, time, features) inputs. Received: input_shape={tuple(input_shape)}"
+                "PreNormDecoderBlock expects (batch, time, features) inputs. "
+                f"Received: input_shape={tuple(input_shape)}"
             )
         width = last_axis_size(input_shape)
 
@@ -102,14 +94,23 @@ class PreNormDecoderBlock(keras.layers.Layer):
             # Dense's weights and math, by einsum: Keras' Dense (ops.matmul) computes float64 in
             # float32 on PyTorch.
             return sublayer(
-                keras.layers.EinsumDense, name, equation="...i,ij->...j", output_shape=(units,), bias_axes="j",
-                activation=activation, kernel_initializer=initializer(),
+                keras.layers.EinsumDense,
+                name,
+                equation="...i,ij->...j",
+                output_shape=(units,),
+                bias_axes="j",
+                activation=activation,
+                kernel_initializer=initializer(),
             )
 
         self.attention_norm = norm("attention_norm")
         self.attention = sublayer(
-            keras.layers.MultiHeadAttention, "attention", num_heads=self.num_heads, key_dim=self.head_dim,
-            dropout=self.dropout, kernel_initializer=initializer(),
+            keras.layers.MultiHeadAttention,
+            "attention",
+            num_heads=self.num_heads,
+            key_dim=self.head_dim,
+            dropout=self.dropout,
+            kernel_initializer=initializer(),
         )
         self.attention_dropout = sublayer(keras.layers.Dropout, "attention_dropout", rate=self.dropout)
         self.mlp_norm = norm("mlp_norm")
@@ -190,8 +191,13 @@ def convert_gpt2(model, backbone, has_lm_head, to):
     norm_cls = _NORMS[to]
     # Each entry: new variable -> its value (float64), filled in as the graph is built.
     values = []
-    report = {"layer_norms": 2 * len(backbone.transformer_layers) + 1, "folded_into": [], "recentered": [],
-              "to": to, "untied": has_lm_head}
+    report = {
+        "layer_norms": 2 * len(backbone.transformer_layers) + 1,
+        "folded_into": [],
+        "recentered": [],
+        "to": to,
+        "untied": has_lm_head,
+    }
 
     def writer(name, variables, kernel, bias=None):
         kernel, bias = recenter(kernel, bias, compress)
@@ -222,20 +228,38 @@ def convert_gpt2(model, backbone, has_lm_head, to):
     for block in backbone.transformer_layers:
         attention = block._self_attention_layer
         new = PreNormDecoderBlock(
-            num_heads=block.num_heads, head_dim=attention._key_dim, intermediate_dim=block.intermediate_dim,
-            activation=block.activation, dropout=block.dropout, norm=to, epsilon=block.layer_norm_epsilon,
-            kernel_initializer=block.kernel_initializer, dtype=dtype, name=block.name,
+            num_heads=block.num_heads,
+            head_dim=attention._key_dim,
+            intermediate_dim=block.intermediate_dim,
+            activation=block.activation,
+            dropout=block.dropout,
+            norm=to,
+            epsilon=block.layer_norm_epsilon,
+            kernel_initializer=block.kernel_initializer,
+            dtype=dtype,
+            name=block.name,
         )
         x = new(x, padding_mask=inputs["padding_mask"])
         for part in ("_query_dense", "_key_dense", "_value_dense"):
             old_dense, new_dense = getattr(attention, part), getattr(new.attention, part)
-            reader(f"{block.name}/{attention.name}", block._self_attention_layer_norm,
-                   [new_dense.kernel, new_dense.bias], *dense_values(old_dense))
-        writer(f"{block.name}/{attention.name}", [new.attention._output_dense.kernel, new.attention._output_dense.bias],
-               *dense_values(attention._output_dense))
+            reader(
+                f"{block.name}/{attention.name}",
+                block._self_attention_layer_norm,
+                [new_dense.kernel, new_dense.bias],
+                *dense_values(old_dense),
+            )
+        writer(
+            f"{block.name}/{attention.name}",
+            [new.attention._output_dense.kernel, new.attention._output_dense.bias],
+            *dense_values(attention._output_dense),
+        )
         old_in, old_out = block._feedforward_intermediate_dense, block._feedforward_output_dense
-        reader(f"{block.name}/{old_in.name}", block._feedforward_layer_norm, [new.mlp_in.kernel, new.mlp_in.bias],
-               *dense_values(old_in))
+        reader(
+            f"{block.name}/{old_in.name}",
+            block._feedforward_layer_norm,
+            [new.mlp_in.kernel, new.mlp_in.bias],
+            *dense_values(old_in),
+        )
         writer(f"{block.name}/{old_out.name}", [new.mlp_out.kernel, new.mlp_out.bias], *dense_values(old_out))
     epsilon = final_norm.epsilon
     if has_lm_head:  # untied: the head reads the last norm, the input table is recentered
@@ -250,8 +274,9 @@ def convert_gpt2(model, backbone, has_lm_head, to):
         outputs = head(x)
         reader(head.name, final_norm, [head.kernel, head.bias], np.eye(hidden), np.zeros(hidden))
     else:
-        norm = norm_cls(epsilon=epsilon, center=final_norm.center, scale=final_norm.scale, dtype=dtype,
-                        name=final_norm.name)
+        norm = norm_cls(
+            epsilon=epsilon, center=final_norm.center, scale=final_norm.scale, dtype=dtype, name=final_norm.name
+        )
         outputs = norm(x)
         gamma, beta = affine(final_norm, hidden)
         values.extend([(norm.gamma, gamma), (norm.beta, beta)])

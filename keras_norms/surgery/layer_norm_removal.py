@@ -7,11 +7,8 @@ import keras
 
 from keras_norms.arguments import check_int
 from keras_norms.layers.fake_layer_norm import FakeLayerNormalization
-from keras_norms.surgery.folding import fold
-from keras_norms.surgery.folding import input_projections
-from keras_norms.surgery.folding import value_of
-from keras_norms.surgery.pre_ln import _readers
-from keras_norms.surgery.pre_ln import _rebuild
+from keras_norms.surgery.folding import fold, input_projections, value_of
+from keras_norms.surgery.pre_ln import _readers, _rebuild
 from keras_norms.surgery.rewrite import copy_model
 
 
@@ -87,7 +84,7 @@ def export_without_layernorm(model):
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a functional keras.Model. Received: {type(model).__name__}")
     source = copy_model(model)
-    norms = [l for l in source.layers if isinstance(l, FakeLayerNormalization)]
+    norms = [layer for layer in source.layers if isinstance(layer, FakeLayerNormalization)]
     if not norms:
         raise ValueError(f"`model` has no FakeLayerNormalization layer: {model.name}")
     real = [n.name for n in norms if float(keras.ops.convert_to_numpy(n.is_fake.value)) != 1.0]

@@ -9,16 +9,9 @@ import inspect
 
 import keras
 
-from keras_norms.layers.rms_norm import CRMSNormalization
-from keras_norms.layers.rms_norm import RMSNormalization
-from keras_norms.surgery.folding import affine
-from keras_norms.surgery.folding import compress_input
-from keras_norms.surgery.folding import fold
-from keras_norms.surgery.folding import input_projections
-from keras_norms.surgery.folding import recenter
-from keras_norms.surgery.folding import value_of
-from keras_norms.surgery.gpt2 import convert_gpt2
-from keras_norms.surgery.gpt2 import gpt2_parts
+from keras_norms.layers.rms_norm import CRMSNormalization, RMSNormalization
+from keras_norms.surgery.folding import affine, compress_input, fold, input_projections, recenter, value_of
+from keras_norms.surgery.gpt2 import convert_gpt2, gpt2_parts
 from keras_norms.surgery.rewrite import copy_model
 
 _PASS_THROUGH = (keras.layers.Dropout, keras.layers.Identity)
@@ -46,7 +39,7 @@ def _readers(layer):
 
 def _plan(model):
     """Finds the LayerNorms, the layers that read them and the layers that write the stream."""
-    norms = [l for l in model.layers if isinstance(l, keras.layers.LayerNormalization)]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.LayerNormalization)]
     if not norms:
         raise ValueError(f"`model` has no LayerNormalization layer: {model.name}")
     for norm in norms:
@@ -64,7 +57,7 @@ def _plan(model):
                 )
             consumers.setdefault(id(reader), (reader, []))[1].append(norm)
     producers = {}
-    adds = [l for l in model.layers if isinstance(l, keras.layers.Add)]
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     for add in adds:
         for tensor in add._inbound_nodes[0].input_tensors:
             source = _source(tensor)
@@ -215,8 +208,10 @@ def _copy_weights(original, clone, new_weights):
     old_sub = [original, *original._flatten_layers(include_self=False, recursive=True)]
     new_sub = [clone, *clone._flatten_layers(include_self=False, recursive=True)]
     for old, new in zip(old_sub, new_sub):
-        for old_variable, new_variable in zip(old._trainable_variables + old._non_trainable_variables,
-                                              new._trainable_variables + new._non_trainable_variables):
+        for old_variable, new_variable in zip(
+            old._trainable_variables + old._non_trainable_variables,
+            new._trainable_variables + new._non_trainable_variables,
+        ):
             value = new_weights.get((id(old), old_variable.name))
             if value is None:
                 value = value_of(old_variable)

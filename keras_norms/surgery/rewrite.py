@@ -87,8 +87,13 @@ def _replace_nested(layer, predicate, convert, report, path):
             new = _built_replacement(sublayer, replacement, weights)
             _set_sublayer(layer, name, sublayer, new)
             report.append(
-                {"path": sub_path, "old": type(sublayer).__name__, "new": type(new).__name__,
-                 "nested": True, "fused": False}
+                {
+                    "path": sub_path,
+                    "old": type(sublayer).__name__,
+                    "new": type(new).__name__,
+                    "nested": True,
+                    "fused": False,
+                }
             )
         else:
             _replace_nested(sublayer, predicate, convert, report, sub_path)

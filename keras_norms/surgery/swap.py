@@ -3,8 +3,7 @@
 import keras
 
 from keras_norms import registry
-from keras_norms.surgery.rewrite import input_shape_of
-from keras_norms.surgery.rewrite import replace_layers
+from keras_norms.surgery.rewrite import input_shape_of, replace_layers
 
 _FUSABLE_ACTIVATIONS = (keras.layers.Activation, keras.layers.ReLU)
 
@@ -79,9 +78,7 @@ def replace_norm_layers(model, target, **kwargs):
             arguments["apply_act"] = fuse
         return factory(**arguments), None, fuse
 
-    new_model, report = replace_layers(
-        model, lambda layer: isinstance(layer, keras.layers.BatchNormalization), convert
-    )
+    new_model, report = replace_layers(model, lambda layer: isinstance(layer, keras.layers.BatchNormalization), convert)
     for entry in report:
         entry["groups"] = group_fallbacks.get(entry["path"].split("/")[-1], groups)
     return new_model, report

@@ -66,8 +66,10 @@ def _jax_vjp(layer, call_kwargs, jit):
 
     if jit:  # for memory_analysis(): f.lower(x, upstream).compile()
         f.lower = lambda x, upstream: grad_fn.lower(
-            x, [v.value for v in layer.trainable_variables],
-            [v.value for v in layer.non_trainable_variables], upstream,
+            x,
+            [v.value for v in layer.trainable_variables],
+            [v.value for v in layer.non_trainable_variables],
+            upstream,
         )
     return f
 

@@ -106,8 +106,7 @@ def _check_symbolic_call(layer, input_shape):
         output = layer(keras.KerasTensor(shape, dtype="float32"))
         expected_shape = tuple(layer.compute_output_shape(shape))
         assert tuple(output.shape) == expected_shape, (
-            f"symbolic output shape {output.shape}, compute_output_shape {expected_shape}, "
-            f"input shape {shape}"
+            f"symbolic output shape {output.shape}, compute_output_shape {expected_shape}, input shape {shape}"
         )
         assert expected_shape[:1] == shape[:1], f"batch axis changed: {shape} -> {expected_shape}"
         assert output.dtype == layer.compute_dtype, f"symbolic dtype {output.dtype}"
@@ -194,9 +193,7 @@ def _check_mask_propagation(layer, x, mask):
     model = keras.Model([inputs, mask_input], [outputs, echo])
     y, received = model([x, mask], training=False)
     assert np.all(np.isfinite(ops.convert_to_numpy(y)))
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(received), mask.astype("float32"), err_msg="mask not propagated"
-    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(received), mask.astype("float32"), err_msg="mask not propagated")
 
 
 def _check_save_and_load_in_fresh_process(layer_cls, init_kwargs, x, tmp_dir):

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 
 import keras_norms
-from keras_norms.activations import CRReLU
-from keras_norms.activations import crrelu
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.activations import CRReLU, crrelu
+from keras_norms.testing import check_layer, vjp_numpy
 
 
 def oracle(x, epsilon):

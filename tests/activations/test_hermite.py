@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 
 import keras_norms
-from keras_norms.activations import HermiteActivation
-from keras_norms.activations import dual_activation_stats
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.activations import HermiteActivation, dual_activation_stats
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles import activations as oracle
 
 CRITICAL = [0.3, math.sqrt(1 - 2 * 0.3**2), 0.3]  # xi(1) = xi'(1) = 1 (spec §8)

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 import keras_norms
-from keras_norms.activations import InterpolatedActivation
-from keras_norms.activations import crrelu
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.activations import InterpolatedActivation, crrelu
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles import activations as oracle
 
 NUMPY_ACTIVATIONS = {
@@ -27,9 +25,7 @@ NUMPY_ACTIVATIONS = {
 def test_fixed_alpha_matches_oracle(fn_a, fn_b, alpha, rng):
     x = (rng.standard_normal((4, 6, 5)) * 2).astype("float32")
     layer = InterpolatedActivation(fn_a, fn_b, alpha=alpha)
-    expected = oracle.interpolated(
-        x.astype(np.float64), NUMPY_ACTIVATIONS[fn_a], NUMPY_ACTIVATIONS[fn_b], alpha
-    )
+    expected = oracle.interpolated(x.astype(np.float64), NUMPY_ACTIVATIONS[fn_a], NUMPY_ACTIVATIONS[fn_b], alpha)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-6, atol=1e-6)
     assert not layer.weights
 

@@ -37,7 +37,8 @@ def _compare(fast, reference, tolerance):
 
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 @pytest.mark.parametrize(
-    "shape, axis", [((4, 5, 6, 8), -1), ((4, 8, 5, 6), 1), ((3, 7, 8), -1), ((2, 3, 4, 5, 6), -1)],
+    "shape, axis",
+    [((4, 5, 6, 8), -1), ((4, 8, 5, 6), 1), ((3, 7, 8), -1), ((2, 3, 4, 5, 6), -1)],
     ids=["2d", "2d_channels_first", "1d", "3d"],
 )
 def test_evonorm_b0_fast_path_matches_reference(shape, axis, training, rng):
@@ -45,8 +46,12 @@ def test_evonorm_b0_fast_path_matches_reference(shape, axis, training, rng):
     upstream = rng.standard_normal(shape).astype("float32")
     channels = shape[axis]
     # gamma, beta, v, moving variance
-    weights = [rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.5, channels), rng.uniform(0.2, 1.5, channels),
-               rng.uniform(0.5, 2.0, channels)]
+    weights = [
+        rng.uniform(0.5, 1.5, channels),
+        rng.normal(0, 0.5, channels),
+        rng.uniform(0.2, 1.5, channels),
+        rng.uniform(0.5, 2.0, channels),
+    ]
     weights = [w.astype("float32") for w in weights]
 
     def factory():
@@ -54,16 +59,23 @@ def test_evonorm_b0_fast_path_matches_reference(shape, axis, training, rng):
 
     # torch.compile is slow on CPU: one compiled torch case, eager for the rest.
     jit = keras.backend.backend() != "torch" or (shape == (4, 5, 6, 8) and training)
-    _compare(_run(factory, shape, weights, x, upstream, training, True, jit),
-             _run(factory, shape, weights, x, upstream, training, False, jit), TOLERANCE)
+    _compare(
+        _run(factory, shape, weights, x, upstream, training, True, jit),
+        _run(factory, shape, weights, x, upstream, training, False, jit),
+        TOLERANCE,
+    )
 
 
 def test_evonorm_b0_fast_path_under_mixed_precision(rng):
     shape = (4, 5, 6, 8)
     x = rng.standard_normal(shape).astype("float32")
     upstream = rng.standard_normal(shape).astype("float32")
-    weights = [np.ones(8, "float32"), np.zeros(8, "float32"), rng.uniform(0.2, 1.5, 8).astype("float32"),
-               np.ones(8, "float32")]
+    weights = [
+        np.ones(8, "float32"),
+        np.zeros(8, "float32"),
+        rng.uniform(0.2, 1.5, 8).astype("float32"),
+        np.ones(8, "float32"),
+    ]
 
     def factory():
         return keras_norms.layers.EvoNormB0(dtype="mixed_float16")
@@ -100,16 +112,22 @@ def test_evonorm_s_fast_path_matches_reference(layer_class, shape, axis, rng):
     weights = [rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.5, channels), rng.uniform(0.2, 1.5, channels)]
     weights = [w.astype("float32") for w in weights[: len(layer.weights)]]
     jit = keras.backend.backend() != "torch"  # under torch.compile the layer takes the reference
-    _compare(_run(factory, shape, weights, x, upstream, True, True, jit),
-             _run(factory, shape, weights, x, upstream, True, False, jit), TOLERANCE)
+    _compare(
+        _run(factory, shape, weights, x, upstream, True, True, jit),
+        _run(factory, shape, weights, x, upstream, True, False, jit),
+        TOLERANCE,
+    )
 
 
 def test_evonorm_s0_fast_path_under_mixed_precision(rng):
     shape = (4, 5, 6, 8)
     x = rng.standard_normal(shape).astype("float32")
     upstream = rng.standard_normal(shape).astype("float32")
-    weights = [rng.uniform(0.5, 1.5, 8).astype("float32"), np.zeros(8, "float32"),
-               rng.uniform(0.2, 1.5, 8).astype("float32")]
+    weights = [
+        rng.uniform(0.5, 1.5, 8).astype("float32"),
+        np.zeros(8, "float32"),
+        rng.uniform(0.2, 1.5, 8).astype("float32"),
+    ]
 
     def factory():
         return keras_norms.layers.EvoNormS0(groups=4, dtype="mixed_float16")
@@ -155,7 +173,6 @@ def test_masked_and_switched_off_calls_use_the_reference(rng):
         np.testing.assert_array_equal(a, b)
 
 
-
 @pytest.mark.parametrize("shape, axis", [((3, 7, 16), -1), ((2, 3, 4, 6), [-2, -1])], ids=["last", "last_two"])
 @pytest.mark.parametrize("dtype", ["float32", "mixed_float16"])
 def test_rms_normalization_fast_path_matches_reference(shape, axis, dtype, rng):
@@ -172,6 +189,9 @@ def test_rms_normalization_fast_path_matches_reference(shape, axis, dtype, rng):
         return keras_norms.layers.RMSNormalization(axis=axis, dtype=dtype, center=True, zero_centered_gamma=True)
 
     tolerance = TOLERANCE if dtype == "float32" else 2.0**-10
-    _compare(_run(factory, shape, weights, x, upstream, True, True, jit=False),
-             _run(factory, shape, weights, x, upstream, True, False, jit=False), tolerance)
+    _compare(
+        _run(factory, shape, weights, x, upstream, True, True, jit=False),
+        _run(factory, shape, weights, x, upstream, True, False, jit=False),
+        tolerance,
+    )
     assert fast_paths.available("rms_normalization") == ["torch"]

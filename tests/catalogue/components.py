@@ -15,11 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_norms import activations
-from keras_norms import layers
-from keras_norms import losses
-from keras_norms import optimizers
-from keras_norms import surgery
+from keras_norms import activations, layers, losses, optimizers, surgery
 from keras_norms.ops.dtypes import statistics_dtype
 from tests.oracles import activations as activation_oracles
 from tests.oracles import adamp as adamp_oracles
@@ -72,8 +68,7 @@ def make(name, **arguments):
 
 
 def to_float64(value):
-    return np.asarray(ops.convert_to_numpy(ops.cast(value, "float32") if _is_low(value) else value),
-                      dtype=np.float64)
+    return np.asarray(ops.convert_to_numpy(ops.cast(value, "float32") if _is_low(value) else value), dtype=np.float64)
 
 
 def _is_low(value):
@@ -120,8 +115,16 @@ def _evonorm(variant, cls):
 
         def expected(x64):
             return evonorm_oracle(
-                x64, variant, weight(layer, "gamma"), weight(layer, "beta"), v, channel_axis=-1,
-                epsilon=layer.epsilon, training=True, moving_variance=moving, groups=4,
+                x64,
+                variant,
+                weight(layer, "gamma"),
+                weight(layer, "beta"),
+                v,
+                channel_axis=-1,
+                epsilon=layer.epsilon,
+                training=True,
+                moving_variance=moving,
+                groups=4,
             )[0]
 
         return _layer_run(layer, x, expected, dtype, training=True)
@@ -133,8 +136,12 @@ def _rms(x, dtype, rng):
     layer = layers.RMSNormalization(center=True, dtype=dtype)
     layer.build(x.shape)
     randomize(layer, rng, ("gamma", "beta"))
-    return _layer_run(layer, x, lambda x64: rms_oracles.rms_norm(
-        x64, -1, layer.epsilon, weight(layer, "gamma"), weight(layer, "beta")), dtype)
+    return _layer_run(
+        layer,
+        x,
+        lambda x64: rms_oracles.rms_norm(x64, -1, layer.epsilon, weight(layer, "gamma"), weight(layer, "beta")),
+        dtype,
+    )
 
 
 def _crms(x, dtype, rng):
@@ -148,16 +155,23 @@ def _frn(x, dtype, rng):
     layer = layers.FilterResponseNormalization(dtype=dtype)
     layer.build(x.shape)
     randomize(layer, rng, ("gamma", "beta", "tau"))
-    return _layer_run(layer, x, lambda x64: frn_oracles.filter_response_norm(
-        x64, weight(layer, "gamma"), weight(layer, "beta"), weight(layer, "tau"), layer.epsilon), dtype)
+    return _layer_run(
+        layer,
+        x,
+        lambda x64: frn_oracles.filter_response_norm(
+            x64, weight(layer, "gamma"), weight(layer, "beta"), weight(layer, "tau"), layer.epsilon
+        ),
+        dtype,
+    )
 
 
 def _tlu(x, dtype, rng):
     layer = layers.TLU(affine=True, dtype=dtype)
     layer.build(x.shape)
     randomize(layer, rng, ("tau", "alpha"))
-    return _layer_run(layer, x, lambda x64: frn_oracles.tlu(
-        x64, weight(layer, "tau"), alpha=weight(layer, "alpha")), dtype)
+    return _layer_run(
+        layer, x, lambda x64: frn_oracles.tlu(x64, weight(layer, "tau"), alpha=weight(layer, "alpha")), dtype
+    )
 
 
 def _power_norm(x, dtype, rng):
@@ -167,8 +181,14 @@ def _power_norm(x, dtype, rng):
 
     def expected(x64):
         oracle = power_norm_oracles.PowerNorm(
-            x64.shape[-1], weight(layer, "gamma"), weight(layer, "beta"), eps=layer.epsilon,
-            alpha_fwd=layer.alpha_fwd, alpha_bkw=layer.alpha_bkw, warmup_iters=layer.warmup_steps, groups=2,
+            x64.shape[-1],
+            weight(layer, "gamma"),
+            weight(layer, "beta"),
+            eps=layer.epsilon,
+            alpha_fwd=layer.alpha_fwd,
+            alpha_bkw=layer.alpha_bkw,
+            warmup_iters=layer.warmup_steps,
+            groups=2,
         )
         return oracle.train_step(x64, np.ones(x64.shape[:-1], bool), np.zeros_like(x64))[0]
 
@@ -179,17 +199,32 @@ def _alpha_batch_norm(x, dtype, rng):
     layer = layers.AlphaBatchNormalization(test_weight=0.3, dtype=dtype)
     layer.build(x.shape)
     randomize(layer, rng, ("gamma", "beta", "moving_mean"))
-    return _layer_run(layer, x, lambda x64: batch_norm_oracles.alpha_batch_norm(
-        x64, weight(layer, "moving_mean"), weight(layer, "moving_variance"), weight(layer, "gamma"),
-        weight(layer, "beta"), 0.3, layer.epsilon), dtype)
+    return _layer_run(
+        layer,
+        x,
+        lambda x64: batch_norm_oracles.alpha_batch_norm(
+            x64,
+            weight(layer, "moving_mean"),
+            weight(layer, "moving_variance"),
+            weight(layer, "gamma"),
+            weight(layer, "beta"),
+            0.3,
+            layer.epsilon,
+        ),
+        dtype,
+    )
 
 
 def _fake_layer_norm(x, dtype, rng):
     layer = layers.FakeLayerNormalization(dtype=dtype)
     layer.build(x.shape)
     randomize(layer, rng, ("gamma", "beta"))
-    return _layer_run(layer, x, lambda x64: catalog_oracles.layer_norm(
-        x64, weight(layer, "gamma"), weight(layer, "beta"), layer.epsilon), dtype)
+    return _layer_run(
+        layer,
+        x,
+        lambda x64: catalog_oracles.layer_norm(x64, weight(layer, "gamma"), weight(layer, "beta"), layer.epsilon),
+        dtype,
+    )
 
 
 def _l2_normalize(x, dtype, rng):
@@ -207,8 +242,9 @@ def _norm_linear(x, dtype, rng):
     layer = layers.NormLinear(4, use_bias=True, dtype=dtype)
     layer.build(x.shape)
     randomize(layer, rng, ("bias",))
-    return _layer_run(layer, x, lambda x64: catalog_oracles.norm_linear(
-        x64, weight(layer, "kernel"), weight(layer, "bias")), dtype)
+    return _layer_run(
+        layer, x, lambda x64: catalog_oracles.norm_linear(x64, weight(layer, "kernel"), weight(layer, "bias")), dtype
+    )
 
 
 def _ortho_transform(x, dtype, rng):
@@ -230,31 +266,49 @@ def _afkan(x, dtype, rng):
 def _snnk(x, dtype, rng):
     layer = layers.SNNKDense(3, 16, seed=int(rng.integers(1000)), dtype=dtype)
     layer.build(x.shape)
-    return _layer_run(layer, x, lambda x64: catalog_oracles.relu_features(
-        x64, weight(layer, "projection")) @ weight(layer, "psi").T, dtype)
+    return _layer_run(
+        layer,
+        x,
+        lambda x64: catalog_oracles.relu_features(x64, weight(layer, "projection")) @ weight(layer, "psi").T,
+        dtype,
+    )
 
 
 def _tempnet(x, dtype, rng):
     layer = layers.TempNet(hidden_units=6, dtype=dtype)
     layer.build(x.shape)
     names = ("kernel_1", "bias_1", "kernel_2", "bias_2", "log_scale", "last_kernel", "last_bias")
-    return _layer_run(layer, x, lambda x64: catalog_oracles.tempnet(
-        x64, *(weight(layer, n) for n in names), layer.tau_min, layer.tau_max), dtype, training=False)
+    return _layer_run(
+        layer,
+        x,
+        lambda x64: catalog_oracles.tempnet(x64, *(weight(layer, n) for n in names), layer.tau_min, layer.tau_max),
+        dtype,
+        training=False,
+    )
 
 
 def _pre_norm_decoder_block(x, dtype, rng):
     block = surgery.PreNormDecoderBlock(num_heads=2, head_dim=4, intermediate_dim=8, activation="relu", dtype=dtype)
     block.build(x.shape)
-    dense = {"q": block.attention._query_dense, "k": block.attention._key_dense, "v": block.attention._value_dense,
-             "o": block.attention._output_dense, "1": block.mlp_in, "2": block.mlp_out}
+    dense = {
+        "q": block.attention._query_dense,
+        "k": block.attention._key_dense,
+        "v": block.attention._value_dense,
+        "o": block.attention._output_dense,
+        "1": block.mlp_in,
+        "2": block.mlp_out,
+    }
     for layer in dense.values():
         randomize(layer, rng, ("bias",), scale=0.2)
     padding_mask = np.ones(x.shape[:2], "int32")
     padding_mask[0, -2:] = 0
 
     def expected(x64):
-        weights = {prefix + n: to_float64(getattr(layer, attribute).value)
-                   for n, layer in dense.items() for prefix, attribute in (("w", "kernel"), ("b", "bias"))}
+        weights = {
+            prefix + n: to_float64(getattr(layer, attribute).value)
+            for n, layer in dense.items()
+            for prefix, attribute in (("w", "kernel"), ("b", "bias"))
+        }
         return rms_oracles.pre_norm_decoder_block(x64, weights, 2, "rms", block.epsilon, padding_mask)
 
     outputs = block(x, padding_mask=padding_mask)
@@ -270,23 +324,32 @@ def _crrelu_function(x, dtype, rng):
     # A function computes in its input's dtype; integer input in floatx.
     outputs = activations.crrelu(x, epsilon=0.3)
     floating = keras.backend.is_float_dtype(keras.backend.standardize_dtype(x.dtype))
-    return Run(outputs, activation_oracles.crrelu(to_float64(x), 0.3),
-               keras.backend.standardize_dtype(x.dtype) if floating else keras.config.floatx())
+    return Run(
+        outputs,
+        activation_oracles.crrelu(to_float64(x), 0.3),
+        keras.backend.standardize_dtype(x.dtype) if floating else keras.config.floatx(),
+    )
 
 
 def _hermite(x, dtype, rng):
     coefficients = [0.3, 0.8, 0.3, -0.2]
     layer = activations.HermiteActivation(coefficients, dtype=dtype)
-    return _layer_run(layer, x, lambda x64: activation_oracles.hermite_series(
-        x64, weight(layer, "coefficients")), dtype)
+    return _layer_run(
+        layer, x, lambda x64: activation_oracles.hermite_series(x64, weight(layer, "coefficients")), dtype
+    )
 
 
 def _interpolated(x, dtype, rng):
     # softplus, not tanh: Keras' own tanh computes float64 in float32 on JAX (docs/guides/dtypes.md).
     layer = activations.InterpolatedActivation("relu", "softplus", alpha=0.3, trainable_alpha=True, dtype=dtype)
-    return _layer_run(layer, x, lambda x64: activation_oracles.interpolated(
-        x64, activation_oracles.relu, catalog_oracles.softplus, 1 / (1 + np.exp(-weight(layer, "alpha_logit")))),
-        dtype)
+    return _layer_run(
+        layer,
+        x,
+        lambda x64: activation_oracles.interpolated(
+            x64, activation_oracles.relu, catalog_oracles.softplus, 1 / (1 + np.exp(-weight(layer, "alpha_logit")))
+        ),
+        dtype,
+    )
 
 
 def _loss_run(loss, labels, y_pred, expected):
@@ -343,8 +406,10 @@ def _optimizer_run(name):
 
 # name: (input shape, how to run it). Inputs are float64 draws; the tests cast them.
 EXAMPLES = {
-    **{f"EvoNorm{v}": ((3, 4, 3, 8), _evonorm(v, getattr(layers, f"EvoNorm{v}")))
-       for v in ("B0", "B1", "B2", "S0", "S1", "S2", "S0a", "S1a", "S2a")},
+    **{
+        f"EvoNorm{v}": ((3, 4, 3, 8), _evonorm(v, getattr(layers, f"EvoNorm{v}")))
+        for v in ("B0", "B1", "B2", "S0", "S1", "S2", "S0a", "S1a", "S2a")
+    },
     "RMSNormalization": ((2, 3, 8), _rms),
     "CRMSNormalization": ((2, 3, 7), _crms),
     "FilterResponseNormalization": ((2, 4, 3, 6), _frn),

@@ -13,9 +13,7 @@ import re
 
 import pytest
 
-from tests.catalogue.components import CONSTRUCTORS
-from tests.catalogue.components import make
-from tests.catalogue.components import public_components
+from tests.catalogue.components import CONSTRUCTORS, make, public_components
 
 NAN, INF = math.nan, math.inf
 # What each domain rejects, beyond NaN and +-inf: values of the right type, then of the wrong type.
@@ -36,16 +34,28 @@ DOMAINS = {
 # The domain of every numeric argument of every public component.
 NUMBERS = {
     **{f"EvoNorm{v}": {"epsilon": "epsilon", "momentum": "fraction", "axis": "axis"} for v in ("B0", "B1", "B2")},
-    **{f"EvoNorm{v}": {"epsilon": "epsilon", "groups": "int>=1", "group_size": "int>=1", "axis": "axis"}
-       for v in ("S0", "S1", "S2", "S0a", "S1a", "S2a")},
+    **{
+        f"EvoNorm{v}": {"epsilon": "epsilon", "groups": "int>=1", "group_size": "int>=1", "axis": "axis"}
+        for v in ("S0", "S1", "S2", "S0a", "S1a", "S2a")
+    },
     "RMSNormalization": {"epsilon": "epsilon", "axis": "axis"},
     "CRMSNormalization": {"epsilon": "epsilon", "axis": "axis"},
     "FilterResponseNormalization": {"epsilon": "epsilon", "axis": "axis"},
     "TLU": {"axis": "axis"},
-    "PowerNormalization": {"epsilon": "epsilon", "alpha_fwd": "fraction", "alpha_bkw": "fraction",
-                           "warmup_steps": "int>=0", "groups": "int>=1", "axis": "axis"},
-    "AlphaBatchNormalization": {"test_weight": "fraction", "epsilon": "epsilon", "momentum": "fraction",
-                                "axis": "axis"},
+    "PowerNormalization": {
+        "epsilon": "epsilon",
+        "alpha_fwd": "fraction",
+        "alpha_bkw": "fraction",
+        "warmup_steps": "int>=0",
+        "groups": "int>=1",
+        "axis": "axis",
+    },
+    "AlphaBatchNormalization": {
+        "test_weight": "fraction",
+        "epsilon": "epsilon",
+        "momentum": "fraction",
+        "axis": "axis",
+    },
     "FakeLayerNormalization": {"epsilon": "epsilon", "momentum": "fraction", "sigma": "positive"},
     "L2Normalize": {"scale": "nonzero", "epsilon": "epsilon", "axis": "axis"},
     "CosineClassifier": {"num_classes": "int>=1", "scale": "positive", "epsilon": "epsilon"},
@@ -54,20 +64,37 @@ NUMBERS = {
     "AFKANDense": {"units": "int>=1", "grid_size": "int>=1", "spline_order": "int>=0"},
     "SNNKDense": {"units": "int>=1", "num_random_features": "int>=1", "relu_floor": "finite", "seed": "int>=0"},
     "TempNet": {"hidden_units": "int>=1", "tau_min": "positive", "tau_max": "finite", "dropout": "fraction_open"},
-    "PreNormDecoderBlock": {"num_heads": "int>=1", "head_dim": "int>=1", "intermediate_dim": "int>=1",
-                            "dropout": "fraction_open", "epsilon": "epsilon"},
+    "PreNormDecoderBlock": {
+        "num_heads": "int>=1",
+        "head_dim": "int>=1",
+        "intermediate_dim": "int>=1",
+        "dropout": "fraction_open",
+        "epsilon": "epsilon",
+    },
     "crrelu": {"epsilon": "finite"},
     "InterpolatedActivation": {"alpha": "fraction"},
     "dual_activation_stats": {"tolerance": "nonnegative", "num_points": "int>=2"},
     "compute_orthotrans_basis": {"lag": "int>=2", "min_variance": "nonnegative"},
     "ZLoss": {"a": "positive", "b": "finite", "epsilon": "epsilon"},
     "TauDROCrossEntropy": {"rho": "nonnegative", "vocab_size": "int>=2"},
-    "AdamP": {"learning_rate": "nonnegative", "beta_1": "fraction_open", "beta_2": "fraction_open",
-              "epsilon": "epsilon", "weight_decay": "nonnegative", "delta": "nonnegative",
-              "wd_ratio": "nonnegative"},
-    "SGDP": {"learning_rate": "nonnegative", "momentum": "fraction_open", "dampening": "fraction",
-             "weight_decay": "nonnegative", "epsilon": "epsilon", "delta": "nonnegative",
-             "wd_ratio": "nonnegative"},
+    "AdamP": {
+        "learning_rate": "nonnegative",
+        "beta_1": "fraction_open",
+        "beta_2": "fraction_open",
+        "epsilon": "epsilon",
+        "weight_decay": "nonnegative",
+        "delta": "nonnegative",
+        "wd_ratio": "nonnegative",
+    },
+    "SGDP": {
+        "learning_rate": "nonnegative",
+        "momentum": "fraction_open",
+        "dampening": "fraction",
+        "weight_decay": "nonnegative",
+        "epsilon": "epsilon",
+        "delta": "nonnegative",
+        "wd_ratio": "nonnegative",
+    },
 }
 # Arguments with a number default that are not numbers to check (none yet).
 NOT_NUMBERS = {}

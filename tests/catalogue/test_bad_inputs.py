@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from tests.catalogue.components import EXAMPLES
-from tests.catalogue.components import make
-from tests.catalogue.components import public_components
+from tests.catalogue.components import EXAMPLES, make, public_components
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +27,17 @@ class Call:
         return "-".join(parts)
 
 
-EVONORMS = ["EvoNormB0", "EvoNormB1", "EvoNormB2", "EvoNormS0", "EvoNormS1", "EvoNormS2",
-            "EvoNormS0a", "EvoNormS1a", "EvoNormS2a"]
+EVONORMS = [
+    "EvoNormB0",
+    "EvoNormB1",
+    "EvoNormB2",
+    "EvoNormS0",
+    "EvoNormS1",
+    "EvoNormS2",
+    "EvoNormS0a",
+    "EvoNormS1a",
+    "EvoNormS2a",
+]
 FEATURE_MAPS = EVONORMS + ["FilterResponseNormalization"]
 MASK = "mask of the input's shape without axis"
 
@@ -111,8 +118,19 @@ ROWS = [
     ("PreNormDecoderBlock", {}, Call((2, 8)), ValueError, "(batch, time, features)"),
 ]
 # Components that take any shape: element-wise activations, losses, optimizers, functions.
-SHAPE_FREE = {"CRReLU", "crrelu", "HermiteActivation", "InterpolatedActivation", "dual_activation_stats",
-              "compute_orthotrans_basis", "LogMeanLoss", "TauDROCrossEntropy", "ZLoss", "AdamP", "SGDP"}
+SHAPE_FREE = {
+    "CRReLU",
+    "crrelu",
+    "HermiteActivation",
+    "InterpolatedActivation",
+    "dual_activation_stats",
+    "compute_orthotrans_basis",
+    "LogMeanLoss",
+    "TauDROCrossEntropy",
+    "ZLoss",
+    "AdamP",
+    "SGDP",
+}
 
 
 def _call(layer, call, rng):
@@ -123,8 +141,9 @@ def _call(layer, call, rng):
     return layer(x, **kwargs)
 
 
-@pytest.mark.parametrize("component, arguments, call, error, fragment", ROWS,
-                         ids=[f"{r[0]}-{r[1]}-{r[2]!r}" for r in ROWS])
+@pytest.mark.parametrize(
+    "component, arguments, call, error, fragment", ROWS, ids=[f"{r[0]}-{r[1]}-{r[2]!r}" for r in ROWS]
+)
 def test_bad_input_raises_at_build_or_call(component, arguments, call, error, fragment, rng):
     layer = make(component, **arguments)
     if call.first is not None:

@@ -16,9 +16,7 @@ import pytest
 from keras import ops
 
 from keras_norms.testing import vjp_function
-from tests.catalogue.components import EXAMPLES
-from tests.catalogue.components import OPTIMIZERS
-from tests.catalogue.components import to_float64
+from tests.catalogue.components import EXAMPLES, OPTIMIZERS, to_float64
 
 LOW_PRECISION = {"float16": 2.0**-10, "bfloat16": 2.0**-7}
 

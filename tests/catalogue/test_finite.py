@@ -11,9 +11,7 @@ from keras import ops
 
 from keras_norms.arguments import SMALLEST_EPSILON
 from keras_norms.testing import vjp_function
-from tests.catalogue.components import EXAMPLES
-from tests.catalogue.components import make
-from tests.catalogue.components import to_float64
+from tests.catalogue.components import EXAMPLES, make, to_float64
 
 CONSTANTS = (0.0, 2.0)
 # Layers with an epsilon under a square root or a division, and an input that fits them.

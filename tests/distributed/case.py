@@ -9,11 +9,7 @@ sums and counts (not means of per-replica means) reduce correctly.
 import keras
 import numpy as np
 
-from keras_norms.layers import AlphaBatchNormalization
-from keras_norms.layers import EvoNormB0
-from keras_norms.layers import EvoNormB1
-from keras_norms.layers import EvoNormB2
-from keras_norms.layers import PowerNormalization
+from keras_norms.layers import AlphaBatchNormalization, EvoNormB0, EvoNormB1, EvoNormB2, PowerNormalization
 
 GLOBAL_BATCH = 16
 VOCABULARY = 20

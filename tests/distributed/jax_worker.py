@@ -9,8 +9,8 @@ Run by test_distributed.py as `python -m tests.distributed.jax_worker OUT.npz` w
 
 import sys
 
-import keras  # noqa: I001  (before anything that imports TensorFlow)
 import jax
+import keras  # noqa: I001  (before anything that imports TensorFlow)
 import numpy as np
 
 from tests.distributed import case
@@ -22,8 +22,9 @@ def run(model, inputs, targets):
     non_trainable = [v.value for v in model.non_trainable_variables]
     distribution = keras.distribution.distribution()
     if distribution is not None:  # the global batch, sharded over the batch axis of the mesh
-        sharded = {k: keras.distribution.distribute_tensor(v, distribution.get_data_layout(v.shape))
-                   for k, v in inputs.items()}
+        sharded = {
+            k: keras.distribution.distribute_tensor(v, distribution.get_data_layout(v.shape)) for k, v in inputs.items()
+        }
     else:
         sharded = inputs
     forward = jax.jit(lambda t, n, x: model.stateless_call(t, n, x, training=True))
@@ -31,8 +32,11 @@ def run(model, inputs, targets):
     devices = len(outputs.sharding.device_set)
     model.compile(keras.optimizers.SGD(0.1), "mse")
     model.fit(inputs, targets, batch_size=case.GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
-    record = {"outputs": np.asarray(outputs), "devices": np.array(devices),
-              "predict": model.predict(inputs, batch_size=case.GLOBAL_BATCH, verbose=0)}
+    record = {
+        "outputs": np.asarray(outputs),
+        "devices": np.array(devices),
+        "predict": model.predict(inputs, batch_size=case.GLOBAL_BATCH, verbose=0),
+    }
     record.update({f"forward_state/{v.path}": np.asarray(s) for v, s in zip(model.non_trainable_variables, new_state)})
     record.update({f"state/{k}": v for k, v in case.state(model).items()})
     record.update({f"weights/{k}": v for k, v in case.weights(model).items()})

@@ -35,8 +35,14 @@ def run_worker(tmp_path):
     if backend == "jax":
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
     worker = {"jax": "jax_worker", "tensorflow": "tf_worker", "torch": "torch_worker"}[backend]
-    completed = subprocess.run([sys.executable, "-m", f"tests.distributed.{worker}", path], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=900)
+    completed = subprocess.run(
+        [sys.executable, "-m", f"tests.distributed.{worker}", path],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return dict(np.load(path))
 
@@ -54,7 +60,9 @@ def test_many_devices_give_one_device_statistics(tmp_path):
     assert results[f"reference/{count_key}"] == 1
     assert results[f"distributed/{count_key}"] == {"jax": 8, "tensorflow": 4, "torch": 2}[keras.backend.backend()]
     compared = [n for n in names if n != count_key]
-    assert {"outputs", "state/power_norm/moving_quadratic_mean", "state/evonorm_b0_seq/moving_variance"} <= set(compared)
+    assert {"outputs", "state/power_norm/moving_quadratic_mean", "state/evonorm_b0_seq/moving_variance"} <= set(
+        compared
+    )
     if keras.backend.backend() == "tensorflow":
         assert "fit/power_norm/backward_statistic" in compared
     differences = {name: largest_difference(results, "distributed", name) for name in compared}
@@ -65,8 +73,13 @@ def test_many_devices_give_one_device_statistics(tmp_path):
         assert results["model_parallel/devices"] == 8
         assert max(largest_difference(results, "model_parallel", name) for name in compared) <= TOLERANCE
     else:  # per-replica statistics are measurably different
-        for name in ("outputs", "inference", "state/evonorm_b0/moving_variance",
-                     "state/power_norm/moving_quadratic_mean", "gradients/power_norm/backward_statistic"):
+        for name in (
+            "outputs",
+            "inference",
+            "state/evonorm_b0/moving_variance",
+            "state/power_norm/moving_quadratic_mean",
+            "gradients/power_norm/backward_statistic",
+        ):
             assert largest_difference(results, "unsynchronized", name) > 1e-4, name
 
 

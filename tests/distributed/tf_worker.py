@@ -52,9 +52,12 @@ def main(path):
     distributed.update(fit_step(strategy, initial, inputs, targets))
     unsynchronized = run_distributed(strategy, initial, inputs, targets, synchronized=False)
     reference["replicas"] = np.array(1)
-    np.savez(path, **{f"reference/{k}": v for k, v in reference.items()},
-             **{f"distributed/{k}": v for k, v in distributed.items()},
-             **{f"unsynchronized/{k}": v for k, v in unsynchronized.items()})
+    np.savez(
+        path,
+        **{f"reference/{k}": v for k, v in reference.items()},
+        **{f"distributed/{k}": v for k, v in distributed.items()},
+        **{f"unsynchronized/{k}": v for k, v in unsynchronized.items()},
+    )
 
 
 def fit_step(strategy, initial, inputs, targets):

@@ -54,8 +54,13 @@ def gather(tensor):
 
 def rank_main(rank, port, path, synchronized):
     faulthandler.dump_traceback_later(180, exit=True)  # a hung collective says where, then exits
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=PROCESSES,
-                            timeout=datetime.timedelta(seconds=120))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=PROCESSES,
+        timeout=datetime.timedelta(seconds=120),
+    )
     inputs, targets = case.global_batch()
     inputs, targets = case.shard(inputs, targets, rank, PROCESSES)
     model = case.build_model(synchronized)
@@ -87,7 +92,7 @@ def main(path):
     reference = record(model, *train_step(model, model, inputs, targets))
     reference["replicas"] = np.array(1)
     results = {"reference": reference}
-    for name, synchronized in (("distributed", True), ("unsynchronized", False)):
+    for name in ("distributed", "unsynchronized"):
         port = str(free_port())
         ranks = [
             subprocess.Popen([sys.executable, "-m", "tests.distributed.torch_worker", path, str(rank), port, name])

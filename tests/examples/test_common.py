@@ -28,8 +28,10 @@ def test_auto_takes_cifar10_when_reachable(monkeypatch):
     import keras
 
     rng = np.random.default_rng(0)
-    fake = ((rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, (6, 1))),
-            (rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, (4, 1))))
+    fake = (
+        (rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, (6, 1))),
+        (rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, (4, 1))),
+    )
     monkeypatch.setattr(common, "_cifar10_cached", lambda: False)
     monkeypatch.setattr(common, "_reachable", lambda address, timeout=3.0: True)
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: fake)

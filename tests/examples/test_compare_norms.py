@@ -36,8 +36,9 @@ def test_compare_norms_distribute_smoke(capsys):
 
 
 def test_compare_norms_batch_size_sweep_with_a_registry_layer(tmp_path, capsys):
-    results = compare_norms.main(["--smoke", "--batch-sizes", "4", "32", "--norms", "bn_relu", "evonorm_s0",
-                                  "rms_norm", "--out", str(tmp_path)])
+    results = compare_norms.main(
+        ["--smoke", "--batch-sizes", "4", "32", "--norms", "bn_relu", "evonorm_s0", "rms_norm", "--out", str(tmp_path)]
+    )
     assert set(results) == {"bn_relu", "evonorm_s0", "rms_norm"}
     for norm, runs in results.items():
         assert set(runs) == {"4", "32"}, norm

@@ -9,8 +9,7 @@ import pytest
 
 import keras_norms
 from keras_norms.layers import AlphaBatchNormalization
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles import batch_norm as oracle
 from tests.oracles.derivatives import complex_step_vjp
 

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 
 from keras_norms import layers
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles.derivatives import complex_step_vjp
-from tests.oracles.evonorm import BATCH_VARIANTS
-from tests.oracles.evonorm import evonorm
+from tests.oracles.evonorm import BATCH_VARIANTS, evonorm
 
 VARIANTS = {
     "B0": layers.EvoNormB0,
@@ -104,16 +102,23 @@ def test_training_steps_then_inference_match_oracle(variant, apply_act, channels
         x = random_input(rng, shape).astype("float32")
         mask = random_mask(rng, shape, channel_axis) if masked else None
         expected, new_moving_variance = oracle(
-            layer, variant, weights, x.astype(np.float64), training=training,
-            moving_variance=moving_variance, mask=mask,
+            layer,
+            variant,
+            weights,
+            x.astype(np.float64),
+            training=training,
+            moving_variance=moving_variance,
+            mask=mask,
         )
         got = to_numpy(layer(x, training=training, mask=mask))
         np.testing.assert_allclose(got, expected, rtol=OUTPUT_TOLERANCE, atol=OUTPUT_TOLERANCE)
         if new_moving_variance is not None:
             moving_variance = new_moving_variance
             np.testing.assert_allclose(
-                to_numpy(layer.moving_variance.value), moving_variance,
-                rtol=OUTPUT_TOLERANCE, atol=OUTPUT_TOLERANCE,
+                to_numpy(layer.moving_variance.value),
+                moving_variance,
+                rtol=OUTPUT_TOLERANCE,
+                atol=OUTPUT_TOLERANCE,
             )
 
 
@@ -134,8 +139,13 @@ def test_gradients_match_oracle(variant, apply_act, channels_first, rank, traini
     def function(x, *trainable):
         values = {**weights, **dict(zip(names, trainable))}
         y, _ = oracle(
-            layer, variant, values, x, training=training,
-            moving_variance=weights.get("moving_variance"), mask=mask,
+            layer,
+            variant,
+            values,
+            x,
+            training=training,
+            moving_variance=weights.get("moving_variance"),
+            mask=mask,
         )
         return y
 
@@ -144,7 +154,10 @@ def test_gradients_match_oracle(variant, apply_act, channels_first, rank, traini
     for name, got, want in zip(["inputs"] + names, [dx] + dweights, expected):
         scale = np.abs(want).max()
         np.testing.assert_allclose(
-            got, want, rtol=GRADIENT_TOLERANCE, atol=GRADIENT_TOLERANCE * scale,
+            got,
+            want,
+            rtol=GRADIENT_TOLERANCE,
+            atol=GRADIENT_TOLERANCE * scale,
             err_msg=f"gradient with respect to {name}",
         )
 
@@ -154,7 +167,11 @@ def test_bessel_correction_reproduces_unbiased_moving_variance(variant, rng):
     layer, weights = make_layer(variant, 4, False, True, rng, bessel_correction=True, momentum=0.8)
     x = random_input(rng, input_shape(4, False)).astype("float32")
     _, expected = oracle(
-        layer, variant, weights, x.astype(np.float64), training=True,
+        layer,
+        variant,
+        weights,
+        x.astype(np.float64),
+        training=True,
         moving_variance=weights["moving_variance"],
     )
     layer(x, training=True)
@@ -170,7 +187,11 @@ def test_non_trainable_layer_uses_moving_variance_in_training(variant, rng):
     layer.trainable = False
     x = random_input(rng, input_shape(4, False)).astype("float32")
     expected, _ = oracle(
-        layer, variant, weights, x.astype(np.float64), training=False,
+        layer,
+        variant,
+        weights,
+        x.astype(np.float64),
+        training=False,
         moving_variance=weights["moving_variance"],
     )
     np.testing.assert_allclose(to_numpy(layer(x, training=True)), expected, rtol=1e-5, atol=1e-5)

@@ -9,8 +9,7 @@ import pytest
 
 import keras_norms
 from keras_norms.layers import FakeLayerNormalization
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.testing import check_layer, vjp_numpy
 
 
 def randomized(layer, shape, rng):
@@ -28,9 +27,7 @@ def test_real_mode_is_layer_normalization(rng):
     keras_ln = keras.layers.LayerNormalization(epsilon=1e-5)
     keras_ln.build(x.shape)
     keras_ln.set_weights([gamma.astype("float32"), beta.astype("float32")])
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(keras_ln(x)), atol=1e-5
-    )
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(keras_ln(x)), atol=1e-5)
 
 
 def test_fake_mode_divides_by_the_frozen_sigma(rng):

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 
 from keras_norms import layers
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles.derivatives import complex_step_vjp
-from tests.oracles.filter_response import filter_response_norm
-from tests.oracles.filter_response import tlu
+from tests.oracles.filter_response import filter_response_norm, tlu
 
 OUTPUT_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-4
@@ -47,8 +45,14 @@ def make_layer(case, rng):
 
 def oracle(layer, weights, x, mask=None):
     return filter_response_norm(
-        x, weights.get("gamma"), weights.get("beta"), weights.get("tau"), layer.epsilon,
-        channel_axis=layer.axis, mask=mask, learned_epsilon=weights.get("learned_epsilon"),
+        x,
+        weights.get("gamma"),
+        weights.get("beta"),
+        weights.get("tau"),
+        layer.epsilon,
+        channel_axis=layer.axis,
+        mask=mask,
+        learned_epsilon=weights.get("learned_epsilon"),
     )
 
 
@@ -61,7 +65,7 @@ def test_matches_oracle(case, rng):
     layer, weights, shape = make_layer(case, rng)
     x = random_input(rng, shape)
     channel_axis = layer.axis % len(shape)
-    mask_shape = shape[:channel_axis] + shape[channel_axis + 1:]
+    mask_shape = shape[:channel_axis] + shape[channel_axis + 1 :]
     mask = rng.random(mask_shape) > 0.3
     for m in (None, mask):
         expected = oracle(layer, weights, x.astype(np.float64), m)
@@ -84,7 +88,10 @@ def test_gradients_match_oracle(case, rng):
     _, dx, dweights = vjp_numpy(layer, x, upstream)
     for name, got, want in zip(["inputs"] + names, [dx] + dweights, expected):
         np.testing.assert_allclose(
-            got, want, rtol=GRADIENT_TOLERANCE, atol=GRADIENT_TOLERANCE * np.abs(want).max(),
+            got,
+            want,
+            rtol=GRADIENT_TOLERANCE,
+            atol=GRADIENT_TOLERANCE * np.abs(want).max(),
             err_msg=f"gradient with respect to {name}",
         )
 
@@ -103,8 +110,9 @@ def test_tlu_matches_oracle_with_gradients(affine, rng):
     def function(x, tau, alpha=None):
         return tlu(x, tau, -1, alpha)
 
-    np.testing.assert_allclose(to_numpy(layer(x)), function(x.astype(np.float64), *weights),
-                               rtol=OUTPUT_TOLERANCE, atol=OUTPUT_TOLERANCE)
+    np.testing.assert_allclose(
+        to_numpy(layer(x)), function(x.astype(np.float64), *weights), rtol=OUTPUT_TOLERANCE, atol=OUTPUT_TOLERANCE
+    )
     expected = complex_step_vjp(function, [x.astype(np.float64)] + weights, upstream)
     _, dx, dweights = vjp_numpy(layer, x, upstream)
     for got, want in zip([dx] + dweights, expected):
@@ -160,7 +168,10 @@ def test_bad_arguments_raise(cls, kwargs, shape, error, match):
 )
 def test_layer_checker(cls, kwargs, shape, trainable, jit, tmp_path, rng):
     check_layer(
-        cls, kwargs, shape, str(tmp_path),
+        cls,
+        kwargs,
+        shape,
+        str(tmp_path),
         expected_num_trainable_weights=trainable,
         mask_axis=kwargs.get("axis", -1),
         jit_compile_true=jit,

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 import keras_norms
-from keras_norms.layers import CosineClassifier
-from keras_norms.layers import L2Normalize
-from keras_norms.layers import add_class_prototypes
+from keras_norms.layers import CosineClassifier, L2Normalize, add_class_prototypes
 from keras_norms.testing import check_layer
 from tests.oracles import catalog_layers as oracle
 

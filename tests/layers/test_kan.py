@@ -9,8 +9,7 @@ import pytest
 
 import keras_norms
 from keras_norms.layers import AFKANDense
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles import catalog_layers as oracle
 from tests.oracles.derivatives import complex_step_vjp
 
@@ -32,8 +31,9 @@ def randomized(layer, dim, rng, temperature=None):
 
 
 def oracle_call(x, values, **kwargs):
-    return oracle.afkan(x, *[values[n] for n in NAMES[:5]], values["kernel"], values.get("gamma"),
-                        values.get("beta"), **kwargs)
+    return oracle.afkan(
+        x, *[values[n] for n in NAMES[:5]], values["kernel"], values.get("gamma"), values.get("beta"), **kwargs
+    )
 
 
 @pytest.mark.parametrize("func", list(oracle.FUNCTIONS))
@@ -92,8 +92,12 @@ def test_counts_only_the_weights_it_uses():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"func": "quad3"}, "func"), ({"func_norm": True}, "func_norm"), ({"norm": "group"}, "norm"),
-     ({"base_activation": "swish"}, "base_activation")],
+    [
+        ({"func": "quad3"}, "func"),
+        ({"func_norm": True}, "func_norm"),
+        ({"norm": "group"}, "norm"),
+        ({"base_activation": "swish"}, "base_activation"),
+    ],
 )
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

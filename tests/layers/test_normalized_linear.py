@@ -9,11 +9,8 @@ import numpy as np
 import pytest
 
 import keras_norms
-from keras_norms.layers import NormLinear
-from keras_norms.layers import OrthoTransform
-from keras_norms.layers import compute_orthotrans_basis
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.layers import NormLinear, OrthoTransform, compute_orthotrans_basis
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles import catalog_layers as oracle
 from tests.oracles.derivatives import complex_step_vjp
 

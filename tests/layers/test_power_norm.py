@@ -44,8 +44,9 @@ def test_eager_training_steps_then_inference_match_oracle(rng):
     layer.build((BATCH, TIME, CHANNELS))
     layer.gamma.assign(gamma.astype("float32"))
     layer.beta.assign(beta.astype("float32"))
-    oracle = PowerNorm(CHANNELS, gamma, beta, eps=1e-5, alpha_fwd=0.9, alpha_bkw=0.9,
-                       warmup_iters=WARMUP, groups=GROUPS)
+    oracle = PowerNorm(
+        CHANNELS, gamma, beta, eps=1e-5, alpha_fwd=0.9, alpha_bkw=0.9, warmup_iters=WARMUP, groups=GROUPS
+    )
     for step in range(1, 6):
         x = rng.standard_normal((BATCH, TIME, CHANNELS)) * 2 + 0.5
         mask = padding_mask(rng)
@@ -100,14 +101,19 @@ def power_norm_model(layer, jit_compile, optimizer=None):
     probe = _InputGradientProbe()
     outputs = layer(probe(inputs), mask=mask)
     model = keras.Model([inputs, mask], outputs)
-    model.compile(optimizer=optimizer or keras.optimizers.SGD(1.0), loss=_DotLoss(),
-                  jit_compile=jit_compile, run_eagerly=not jit_compile)
+    model.compile(
+        optimizer=optimizer or keras.optimizers.SGD(1.0),
+        loss=_DotLoss(),
+        jit_compile=jit_compile,
+        run_eagerly=not jit_compile,
+    )
     return model, probe
 
 
 def new_oracle(rng):
-    return PowerNorm(CHANNELS, *random_affine(rng), eps=1e-5, alpha_fwd=0.9, alpha_bkw=0.9,
-                     warmup_iters=WARMUP, groups=GROUPS)
+    return PowerNorm(
+        CHANNELS, *random_affine(rng), eps=1e-5, alpha_fwd=0.9, alpha_bkw=0.9, warmup_iters=WARMUP, groups=GROUPS
+    )
 
 
 def backward_statistic(layer):
@@ -191,8 +197,16 @@ def test_mixed_float16_training_tracks_float32_statistics(rng):
     layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=WARMUP)
     model, probe = power_norm_model(layer, jit_compile=False)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    oracle = PowerNorm(CHANNELS, np.ones(CHANNELS), np.zeros(CHANNELS), eps=1e-5, alpha_fwd=0.9,
-                       alpha_bkw=0.9, warmup_iters=WARMUP, groups=GROUPS)
+    oracle = PowerNorm(
+        CHANNELS,
+        np.ones(CHANNELS),
+        np.zeros(CHANNELS),
+        eps=1e-5,
+        alpha_fwd=0.9,
+        alpha_bkw=0.9,
+        warmup_iters=WARMUP,
+        groups=GROUPS,
+    )
     for _ in range(5):
         layer.gamma.assign(np.ones(CHANNELS, "float32"))
         layer.beta.assign(np.zeros(CHANNELS, "float32"))
@@ -211,16 +225,20 @@ def test_mixed_float16_training_tracks_float32_statistics(rng):
     assert float(to_numpy(layer.backward_loss_scale)) == float(to_numpy(model.optimizer.dynamic_scale))
     # float16 forward: agreement to float16 precision, not to 1e-5.
     np.testing.assert_allclose(to_numpy(layer.moving_quadratic_mean), oracle.running_phi, rtol=1e-2)
-    np.testing.assert_allclose(backward_statistic(layer), oracle.ema_gz, rtol=0.05,
-                               atol=0.05 * np.abs(oracle.ema_gz).max())
+    np.testing.assert_allclose(
+        backward_statistic(layer), oracle.ema_gz, rtol=0.05, atol=0.05 * np.abs(oracle.ema_gz).max()
+    )
 
 
 def test_save_and_load_mid_training_resumes_identical_state(tmp_path, rng):
     layer = layers.PowerNormalization(groups=GROUPS, warmup_steps=3, **SETTINGS)
     model, _ = power_norm_model(layer, jit_compile=False, optimizer=keras.optimizers.Adam(0.01))
     batches = [
-        ((rng.standard_normal((BATCH, TIME, CHANNELS)) * 2).astype("float32"), padding_mask(rng),
-         rng.standard_normal((BATCH, TIME, CHANNELS)).astype("float32"))
+        (
+            (rng.standard_normal((BATCH, TIME, CHANNELS)) * 2).astype("float32"),
+            padding_mask(rng),
+            rng.standard_normal((BATCH, TIME, CHANNELS)).astype("float32"),
+        )
         for _ in range(5)
     ]
     for x, mask, upstream in batches[:2]:
@@ -259,8 +277,9 @@ def test_exact_gradient_is_plain_autodiff_through_the_batch_statistic(rng):
 
 
 def _accumulating_model(exact_gradient, optimizer, run_eagerly):
-    model = keras.Sequential([keras.Input((4, 8)), layers.PowerNormalization(exact_gradient=exact_gradient),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((4, 8)), layers.PowerNormalization(exact_gradient=exact_gradient), keras.layers.Dense(1)]
+    )
     model.compile(optimizer, "mse", run_eagerly=run_eagerly)
     return model
 

@@ -63,7 +63,11 @@ def test_same_seed_same_layer():
     [
         (lambda: SNNKDense(3, 0), ValueError, "num_random_features"),
         (lambda: SNNKDense(3, 8, init_from_kernel=np.ones((4, 2))), ValueError, "init_from_kernel"),
-        (lambda: SNNKDense(3, 8, init_from_kernel=np.ones((4, 3)))(np.ones((2, 5), "float32")), ValueError, "input rows"),
+        (
+            lambda: SNNKDense(3, 8, init_from_kernel=np.ones((4, 3)))(np.ones((2, 5), "float32")),
+            ValueError,
+            "input rows",
+        ),
         (lambda: SNNKDense(3, 8, orthogonal="yes"), TypeError, "orthogonal"),
     ],
 )

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 
 from keras_norms import layers
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles.derivatives import complex_step_vjp
-from tests.oracles.rms import crms_norm
-from tests.oracles.rms import rms_norm
+from tests.oracles.rms import crms_norm, rms_norm
 
 OUTPUT_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-4
@@ -83,7 +81,10 @@ def test_gradients_match_oracle(case, rng):
     _, dx, dweights = vjp_numpy(layer, x, upstream)
     for name, got, want in zip(["inputs"] + names, [dx] + dweights, expected):
         np.testing.assert_allclose(
-            got, want, rtol=GRADIENT_TOLERANCE, atol=GRADIENT_TOLERANCE * np.abs(want).max(),
+            got,
+            want,
+            rtol=GRADIENT_TOLERANCE,
+            atol=GRADIENT_TOLERANCE * np.abs(want).max(),
             err_msg=f"gradient with respect to {name}",
         )
 
@@ -109,9 +110,14 @@ def test_matches_keras_rms_normalization(rng):
     np.testing.assert_allclose(to_numpy(ours(x)), to_numpy(core(x)), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls, axis, center", [(layers.RMSNormalization, -1, True),
-                                               (layers.RMSNormalization, [-2, -1], False),
-                                               (layers.CRMSNormalization, -1, True)])
+@pytest.mark.parametrize(
+    "cls, axis, center",
+    [
+        (layers.RMSNormalization, -1, True),
+        (layers.RMSNormalization, [-2, -1], False),
+        (layers.CRMSNormalization, -1, True),
+    ],
+)
 def test_trailing_axes_serve_any_rank_like_keras(cls, axis, center, rng):
     """Built on one rank, called on others with the same trailing sizes, as keras' RMSNormalization."""
     layer = cls(axis=axis, center=center)

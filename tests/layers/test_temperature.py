@@ -10,8 +10,7 @@ import pytest
 import keras_norms
 from keras_norms.layers import TempNet
 from keras_norms.losses import TauDROCrossEntropy
-from keras_norms.testing import check_layer
-from keras_norms.testing import vjp_numpy
+from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles import catalog_layers as oracle
 from tests.oracles.derivatives import complex_step_vjp
 
@@ -56,8 +55,12 @@ def test_trains_with_tau_dro_cross_entropy(rng):
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
-    [({"tau_min": 2.0, "tau_max": 1.0}, ValueError, "tau_min"), ({"dropout": 1.5}, ValueError, "dropout"),
-     ({"hidden_units": 0}, ValueError, "hidden_units"), ({"normalize_input": 1}, TypeError, "normalize_input")],
+    [
+        ({"tau_min": 2.0, "tau_max": 1.0}, ValueError, "tau_min"),
+        ({"dropout": 1.5}, ValueError, "dropout"),
+        ({"hidden_units": 0}, ValueError, "hidden_units"),
+        ({"normalize_input": 1}, TypeError, "normalize_input"),
+    ],
 )
 def test_bad_arguments_raise(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from keras_norms.losses import TauDROCrossEntropy
-from keras_norms.testing import check_serialization
-from keras_norms.testing import gradient_numpy
+from keras_norms.testing import check_serialization, gradient_numpy
 from tests.oracles import losses as oracle
 from tests.oracles.derivatives import complex_step_vjp
 
@@ -32,9 +31,7 @@ def test_values_and_gradients_match_reference(rho, vocab_size, rng):
     closed = -oracle.take(z64, labels) + t64 * (oracle.logsumexp(z64 / t64[:, None]) - np.log(9))
     if vocab_size is None:
         np.testing.assert_allclose(expected, closed + rho * t64, rtol=1e-12)
-    grads = complex_step_vjp(
-        lambda z, t: oracle.tau_dro(labels, z, t, rho, v), [z64, t64], np.full(5, 1 / 5)
-    )
+    grads = complex_step_vjp(lambda z, t: oracle.tau_dro(labels, z, t, rho, v), [z64, t64], np.full(5, 1 / 5))
     for got, want in zip((d_logits, d_tau), grads):
         np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
 

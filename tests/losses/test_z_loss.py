@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from keras_norms.losses import ZLoss
-from keras_norms.testing import check_serialization
-from keras_norms.testing import gradient_numpy
+from keras_norms.testing import check_serialization, gradient_numpy
 from tests.oracles import losses as oracle
 from tests.oracles.derivatives import complex_step_vjp
 
@@ -42,9 +41,7 @@ def test_values_and_gradients_match_oracle(a, b, rng):
     x64 = logits.astype(np.float64)
     expected = oracle.z_loss(labels, x64, a, b, 1e-7)
     np.testing.assert_allclose(value, expected.mean(), rtol=1e-6, atol=1e-6)
-    (expected_gradient,) = complex_step_vjp(
-        lambda x: oracle.z_loss(labels, x, a, b, 1e-7), [x64], np.full(6, 1 / 6)
-    )
+    (expected_gradient,) = complex_step_vjp(lambda x: oracle.z_loss(labels, x, a, b, 1e-7), [x64], np.full(6, 1 / 6))
     scale = np.abs(expected_gradient).max()
     np.testing.assert_allclose(gradient, expected_gradient, atol=1e-5 * scale)
 

@@ -12,15 +12,13 @@ no-projection gradients here are `g + 0.3p` and SGDP's lr is 0.03, where that se
 1.3e-6, so that a 1e-5 comparison measures the port and not float32 chaos.
 """
 
+import adamp
 import keras
 import numpy as np
 import pytest
-
-import adamp
 import torch
-from keras_norms.optimizers import SGDP
-from keras_norms.optimizers import AdamP
-from keras_norms.optimizers import channel_axes_for_model
+
+from keras_norms.optimizers import SGDP, AdamP, channel_axes_for_model
 from keras_norms.testing import check_serialization
 from tests.oracles import adamp as oracle
 
@@ -74,9 +72,7 @@ def run_against_reference(reference_cls, reference_kwargs, keras_optimizer, rng,
     torch_params = {name: torch.nn.Parameter(torch.tensor(p)) for name, p in params.items()}
     reference = reference_cls(list(torch_params.values()), **reference_kwargs)
     counter = BranchCounter(reference, list(params), reference_kwargs.get("delta", 0.1))
-    keras_variables = {
-        name: keras.Variable(to_keras_layout(name, p), name=name) for name, p in params.items()
-    }
+    keras_variables = {name: keras.Variable(to_keras_layout(name, p), name=name) for name, p in params.items()}
     modes = ["channel", "plain", "layer", "no_projection"]
     for step in range(STEPS):
         grads = {}
@@ -94,9 +90,7 @@ def run_against_reference(reference_cls, reference_kwargs, keras_optimizer, rng,
         expected = to_keras_layout(name, param.detach().numpy().astype(np.float64))
         got = keras.ops.convert_to_numpy(keras_variables[name].value)
         worst = max(worst, np.abs(got - expected).max() / np.abs(expected).max())
-    keras_counts = {
-        path.split("/")[-1]: counts for path, counts in keras_optimizer.projection_counts().items()
-    }
+    keras_counts = {path.split("/")[-1]: counts for path, counts in keras_optimizer.projection_counts().items()}
     reference_counts = {name: c for name, c in counter.counts.items() if len(shapes[name]) > 1}
     return worst, keras_counts, reference_counts
 
@@ -134,7 +128,13 @@ SGDP_CASES = {
     "plain": {},
     "momentum_buffer_alias": {"momentum": 0.9, "weight_decay": 1e-2},
     "nesterov": {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2},
-    "dampening_delta_wd_ratio": {"momentum": 0.5, "dampening": 0.1, "weight_decay": 5e-2, "delta": 0.2, "wd_ratio": 0.5},
+    "dampening_delta_wd_ratio": {
+        "momentum": 0.5,
+        "dampening": 0.1,
+        "weight_decay": 5e-2,
+        "delta": 0.2,
+        "wd_ratio": 0.5,
+    },
 }
 
 

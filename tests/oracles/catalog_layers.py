@@ -53,8 +53,20 @@ FUNCTIONS = {
 }
 
 
-def afkan(x, low, high, score_kernel, score_bias, temperature, kernel, gamma=None, beta=None,
-          func="quad1", func_norm="none", activation=silu):
+def afkan(
+    x,
+    low,
+    high,
+    score_kernel,
+    score_bias,
+    temperature,
+    kernel,
+    gamma=None,
+    beta=None,
+    func="quad1",
+    func_norm="none",
+    activation=silu,
+):
     """AF_KANLayer.global_attn for x of shape (B, D); LayerNorm when gamma is given."""
     f = FUNCTIONS[func](activation(x[..., None] - low), activation(high - x[..., None]))
     if func_norm == "global":

@@ -39,12 +39,13 @@ def filter_response_norm(x, gamma, beta, tau, epsilon, channel_axis=-1, mask=Non
     rank = x.ndim
     channel_axis = channel_axis % rank
     spatial = tuple(a for a in range(1, rank) if a != channel_axis)
-    weights = np.ones(x.shape[:channel_axis] + (1,) + x.shape[channel_axis + 1:])
+    weights = np.ones(x.shape[:channel_axis] + (1,) + x.shape[channel_axis + 1 :])
     if mask is not None:
         weights = np.expand_dims(mask.astype(np.float64), channel_axis)
     weights = np.broadcast_to(weights, x.shape)
     mean_square = np.sum(x * x * weights, axis=spatial, keepdims=True) / np.maximum(
-        np.sum(weights, axis=spatial, keepdims=True), 1.0)
+        np.sum(weights, axis=spatial, keepdims=True), 1.0
+    )
     eps = epsilon if learned_epsilon is None else epsilon + _abs(learned_epsilon)
     y = x / np.sqrt(mean_square + eps)
     if gamma is not None:

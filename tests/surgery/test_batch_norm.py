@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from keras_norms.layers import AlphaBatchNormalization
-from keras_norms.surgery import calibrate_batch_statistics
-from keras_norms.surgery import freeze_all_but_batchnorm
+from keras_norms.surgery import calibrate_batch_statistics, freeze_all_but_batchnorm
 from tests.oracles import batch_norm as oracle
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
@@ -24,7 +23,7 @@ def cifar_resnet20():
 
 def test_resnet20_trains_exactly_its_batchnorm_affine(rng):
     model = cifar_resnet20()
-    channels = sum(l.gamma.shape[0] for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    channels = sum(layer.gamma.shape[0] for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
     assert channels == 784
     assert freeze_all_but_batchnorm(model) == 2 * 784 == 1568
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), keras.losses.SparseCategoricalCrossentropy(from_logits=True))

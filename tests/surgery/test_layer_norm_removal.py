@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from keras_norms.layers import FakeLayerNormalization
-from keras_norms.surgery import LayerNormRemovalSchedule
-from keras_norms.surgery import export_without_layernorm
+from keras_norms.surgery import LayerNormRemovalSchedule, export_without_layernorm
 
 
 def fake_ln_transformer(rng, width=8):
@@ -37,9 +36,12 @@ def test_schedule_switches_at_the_exact_steps(rng):
         def on_train_batch_end(self, batch, logs=None):
             if hasattr(self.model, "jax_state_sync"):  # read what the trainer used, on jax
                 self.model.jax_state_sync()
-            seen.append(tuple(
-                int(keras.ops.convert_to_numpy(self.model.get_layer(n).is_fake.value)) for n in ("ln1", "ln2", "ln_f")
-            ))
+            seen.append(
+                tuple(
+                    int(keras.ops.convert_to_numpy(self.model.get_layer(n).is_fake.value))
+                    for n in ("ln1", "ln2", "ln_f")
+                )
+            )
             sigmas.append(float(keras.ops.convert_to_numpy(self.model.get_layer("ln_f").sigma.value)))
 
     x, y = rng.integers(0, 13, (9, 6)), rng.integers(0, 13, (9, 6))
@@ -71,7 +73,7 @@ def test_export_equals_the_fake_model(rng):
     expected = keras.ops.convert_to_numpy(model(x))
     exported, report = export_without_layernorm(model)
     assert sorted(report["removed"]) == ["ln1", "ln2", "ln_f"]
-    assert not [l for l in exported.layers if isinstance(l, FakeLayerNormalization)]
+    assert not [layer for layer in exported.layers if isinstance(layer, FakeLayerNormalization)]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(exported(x)), expected, atol=1e-5 * np.abs(expected).max())
 
 

@@ -12,16 +12,16 @@ import keras_hub
 import numpy as np
 import pytest
 
-from keras_norms.layers import CRMSNormalization
-from keras_norms.layers import RMSNormalization
-from keras_norms.surgery import PreNormDecoderBlock
-from keras_norms.surgery import convert_pre_ln
+from keras_norms.layers import CRMSNormalization, RMSNormalization
+from keras_norms.surgery import PreNormDecoderBlock, convert_pre_ln
 from tests.oracles.rms import pre_norm_decoder_block
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
 
-from pre_ln_transformer import build_pre_ln_transformer  # noqa: E402
-from pre_ln_transformer import inputs_for  # noqa: E402
+from pre_ln_transformer import (
+    build_pre_ln_transformer,  # noqa: E402
+    inputs_for,  # noqa: E402
+)
 
 
 @pytest.mark.parametrize("to, norm_cls, stream_width", [("rms", RMSNormalization, 8), ("crms", CRMSNormalization, 7)])
@@ -35,8 +35,8 @@ def test_converted_model_gives_the_same_logits(to, norm_cls, stream_width, rng):
     assert report["layer_norms"] == 5
     assert report["folded_into"] == ["block0_attention", "block0_fc1", "block1_attention", "block1_fc1", "head"]
     assert len(report["recentered"]) == 6
-    norms = [l for l in converted.layers if isinstance(l, keras.layers.LayerNormalization)]
-    assert not norms and sum(type(l) is norm_cls for l in converted.layers) == 5
+    norms = [layer for layer in converted.layers if isinstance(layer, keras.layers.LayerNormalization)]
+    assert not norms and sum(type(layer) is norm_cls for layer in converted.layers) == 5
     table = keras.ops.convert_to_numpy(converted.get_layer("token_embedding").embeddings.value)
     assert table.shape[1] == stream_width
     if to == "rms":  # every writer of the stream is zero-mean
@@ -100,16 +100,19 @@ def test_gpt2_converts_with_the_same_outputs(to, causal_lm, rng):
     np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max())
     assert report["layer_norms"] == 5 and report["untied"] == causal_lm
     assert report["recentered"] == [
-        "token_embedding", "position_embedding",
-        "transformer_layer_0/self_attention", "transformer_layer_0/feedforward_output_dense",
-        "transformer_layer_1/self_attention", "transformer_layer_1/feedforward_output_dense",
+        "token_embedding",
+        "position_embedding",
+        "transformer_layer_0/self_attention",
+        "transformer_layer_0/feedforward_output_dense",
+        "transformer_layer_1/self_attention",
+        "transformer_layer_1/feedforward_output_dense",
     ]
     last_reader = {(False, "rms"): [], (False, "crms"): ["decompress"]}.get((causal_lm, to), ["lm_head"])
     assert report["folded_into"][4:] == last_reader
     width = 7 if to == "crms" else 8
     table = keras.ops.convert_to_numpy(converted.get_layer("token_embedding").embeddings.value)
     assert table.shape == (13, width)
-    assert not [l for l in converted._flatten_layers() if isinstance(l, keras.layers.LayerNormalization)]
+    assert not [layer for layer in converted._flatten_layers() if isinstance(layer, keras.layers.LayerNormalization)]
     if causal_lm:  # untied: the head is its own weight, no longer the (recentered) input table
         head = keras.ops.convert_to_numpy(converted.get_layer("lm_head").kernel.value)
         assert head.shape == (width, 13)
@@ -124,7 +127,9 @@ def test_converted_gpt2_saves_loads_and_trains(rng, tmp_path):
     path = str(tmp_path / "gpt2_crms.keras")
     converted.save(path)
     restored = keras.saving.load_model(path)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(restored(inputs)), keras.ops.convert_to_numpy(converted(inputs)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(restored(inputs)), keras.ops.convert_to_numpy(converted(inputs))
+    )
     restored.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = restored.fit(inputs, rng.integers(0, 13, (3, 10)), epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
@@ -144,17 +149,23 @@ def test_gpt2_conversion_refuses_what_it_cannot_keep_exact():
 @pytest.mark.parametrize("norm", ["rms", "crms"])
 def test_pre_norm_decoder_block_matches_oracle(norm, rng):
     batch_size, length, width, heads, head_dim = 2, 6, 7, 2, 4
-    block = PreNormDecoderBlock(num_heads=heads, head_dim=head_dim, intermediate_dim=10, activation="relu",
-                                norm=norm, epsilon=1e-5)
+    block = PreNormDecoderBlock(
+        num_heads=heads, head_dim=head_dim, intermediate_dim=10, activation="relu", norm=norm, epsilon=1e-5
+    )
     x = rng.standard_normal((batch_size, length, width)).astype("float32")
     padding_mask = np.ones((batch_size, length), "int32")
     padding_mask[0, 3:] = 0
     padding_mask[1, 1:3] = 0
     block.build(x.shape)
     weights = {}
-    for name, dense in [("q", block.attention._query_dense), ("k", block.attention._key_dense),
-                        ("v", block.attention._value_dense), ("o", block.attention._output_dense),
-                        ("1", block.mlp_in), ("2", block.mlp_out)]:
+    for name, dense in [
+        ("q", block.attention._query_dense),
+        ("k", block.attention._key_dense),
+        ("v", block.attention._value_dense),
+        ("o", block.attention._output_dense),
+        ("1", block.mlp_in),
+        ("2", block.mlp_out),
+    ]:
         for prefix, variable in (("w", dense.kernel), ("b", dense.bias)):
             value = rng.standard_normal(variable.shape) * (0.5 if prefix == "w" else 0.2)
             variable.assign(value.astype("float32"))

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from keras_norms.layers import EvoNormS0
-from keras_norms.surgery import calibrate_batch_statistics
-from keras_norms.surgery import replace_norm_layers
+from keras_norms.surgery import calibrate_batch_statistics, replace_norm_layers
 from keras_norms.testing import vjp_function
 from tests.surgery import backbones
 
@@ -36,7 +35,7 @@ BUILDERS = {
 
 
 def batch_norms(model):
-    return [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def with_head(model):
@@ -56,7 +55,7 @@ def test_every_batchnorm_is_replaced_and_the_model_trains(source, name, total, n
     assert sum(r["fused"] for r in report) == fused
     assert not batch_norms(swapped)
     assert len(batch_norms(model)) == total  # the original is untouched
-    evonorms = [l for l in swapped._flatten_layers() if isinstance(l, EvoNormS0)]
+    evonorms = [layer for layer in swapped._flatten_layers() if isinstance(layer, EvoNormS0)]
     assert len(evonorms) == total
     trainer = with_head(swapped)
     for layer in trainer._flatten_layers():
@@ -68,7 +67,9 @@ def test_every_batchnorm_is_replaced_and_the_model_trains(source, name, total, n
     upstream = rng.standard_normal((2, 3)).astype("float32")
     # jax runs un-jitted grads op by op (minutes for ResNet50); compile it there.
     jit = keras.backend.backend() == "jax"
-    _, _, gradients = vjp_function(trainer, jit=jit)(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(upstream))
+    _, _, gradients = vjp_function(trainer, jit=jit)(
+        keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(upstream)
+    )
     gradients = [keras.ops.convert_to_numpy(g) for g in gradients]
     by_path = {v.path: g for v, g in zip(trainer.trainable_variables, gradients)}
     for layer in evonorms:
@@ -79,7 +80,9 @@ def test_every_batchnorm_is_replaced_and_the_model_trains(source, name, total, n
     assert np.isfinite(history.history["loss"][0])
 
 
-@pytest.mark.parametrize("source, name", [("keras_hub", "mobilenet"), ("keras_hub", "efficientnet"), ("keras_cv", "efficientnet_v2")])
+@pytest.mark.parametrize(
+    "source, name", [("keras_hub", "mobilenet"), ("keras_hub", "efficientnet"), ("keras_cv", "efficientnet_v2")]
+)
 def test_rewrite_is_exact_for_an_equivalent_layer(source, name, rng):
     model = BUILDERS[source](name)
     for layer in batch_norms(model):  # non-trivial statistics

@@ -1,8 +1,19 @@
 """keras-norms: research normalization layers for Keras 3, on TensorFlow, JAX and PyTorch."""
 
-from keras_norms import activations, layers, losses, ops, optimizers, surgery
+from keras_norms import activations, backend, layers, losses, ops, optimizers, surgery, testing
 from keras_norms.registry import get, names
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["activations", "get", "layers", "losses", "names", "ops", "optimizers", "surgery"]
+__all__ = [
+    "activations",
+    "backend",
+    "get",
+    "layers",
+    "losses",
+    "names",
+    "ops",
+    "optimizers",
+    "surgery",
+    "testing",
+]

@@ -16,12 +16,14 @@ Every fast path is tested against its reference (tests/backend): outputs and all
 
 import contextlib
 import os
+from collections.abc import Callable
 
 from keras import backend as keras_backend
 
 _BACKENDS = ("jax", "tensorflow", "torch")
-_registry = {}
-_conditions = {}
+# (name, backend) -> the fast path; (name, backend) -> a predicate that vetoes it (e.g. under torch.compile).
+_registry: dict[tuple[str, str], Callable] = {}
+_conditions: dict[tuple[str, str], Callable[[], bool]] = {}
 _enabled = os.environ.get("KERAS_NORMS_FAST_PATHS", "1").strip().lower() not in ("0", "false", "off", "no")
 
 

@@ -19,55 +19,6 @@ from keras_norms.ops.distributed import replica_count
 from keras_norms.ops.dtypes import maximum
 from keras_norms.ops.statistics import split_groups
 
-_COMMON_ARGS = """
-    Args:
-        axis: Integer, the channels axis: -1 for channels-last (default), 1 for channels-first.
-            Inputs have rank 3 to 5 (1D, 2D and 3D feature maps).
-        epsilon: Small float added inside every square root.
-        apply_act: If False, skip the normalization-activation and return `x * gamma + beta`,
-            as in the paper and timm (the S*a variants still normalize, see their docstring).
-        center: If True, add the offset `beta`.
-        scale: If True, multiply by `gamma`.
-        beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
-            `gamma` (ones) and `v` (ones).
-        beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
-        beta_constraint, gamma_constraint, v_constraint: Optional constraints.
-            The `v_*` arguments exist only for B0, S0 and S0a, the variants with `v`; the
-            others raise TypeError if given one.
-        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
-
-    Call arguments:
-        inputs: A tensor of rank 3 to 5.
-        training: Python boolean. Batch variants use the batch variance and update the moving
-            variance when True (and the layer is trainable), the moving variance otherwise.
-        mask: Optional boolean tensor of the input's shape without the channels axis, True for
-            valid positions. Masked positions are left out of every statistic; the mask is passed
-            on to the next layer.
-"""
-
-_BATCH_ARGS = """
-    Batch variant arguments:
-        momentum: Keras convention: `moving = momentum * moving + (1 - momentum) * batch`
-            (torch's and timm's 0.1 is 0.9 here). Default 0.9, as in the authors' code.
-        bessel_correction: If True, the moving variance is updated with the unbiased batch
-            variance `s2_b * n / (n - 1)`, as timm and torch do (`n` counts the valid positions;
-            the factor is 1 when `n == 1`). The authors' code (default False) uses the biased one.
-        moving_variance_initializer: Initializer of the moving variance (ones).
-        synchronized: If True (default), the batch variance is over the global batch of a
-            data-parallel step: an all-reduce of sums and counts under `tf.distribute` or an
-            initialized `torch.distributed` process group; under `keras.distribution` on JAX it
-            is global either way. False: each TensorFlow / PyTorch replica uses its own shard.
-            See docs/distributed.md.
-"""
-
-_SAMPLE_ARGS = """
-    Sample variant arguments:
-        groups: Number of contiguous channel groups (default 32). The channel count must be
-            divisible by it; channel `c` belongs to group `c // (channels // groups)`.
-        group_size: Channels per group. When given, it overrides `groups`
-            (`groups = channels // group_size`), as timm's `group_size` does.
-"""
-
 
 class _EvoNorm(NormalizationBase):
     """Shared weights, masks and config of every EvoNorm variant."""
@@ -237,7 +188,44 @@ class EvoNormB0(_EvoNormBatch):
     Differences from other implementations: `epsilon` defaults to 1e-5 as in the authors' code
     (timm's B0 uses 1e-3); the moving variance is biased by default (`bessel_correction=True`
     reproduces timm/torch); `momentum` follows Keras (0.9 == timm's 0.1).
-    {common}{batch}
+
+    Args:
+        axis: Integer, the channels axis: -1 for channels-last (default), 1 for channels-first.
+            Inputs have rank 3 to 5 (1D, 2D and 3D feature maps).
+        epsilon: Small float added inside every square root.
+        apply_act: If False, skip the normalization-activation and return `x * gamma + beta`,
+            as in the paper and timm (the S*a variants still normalize, see their docstring).
+        center: If True, add the offset `beta`.
+        scale: If True, multiply by `gamma`.
+        beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
+            `gamma` (ones) and `v` (ones).
+        beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint, v_constraint: Optional constraints.
+            The `v_*` arguments exist only for B0, S0 and S0a, the variants with `v`; the
+            others raise TypeError if given one.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of rank 3 to 5.
+        training: Python boolean. Batch variants use the batch variance and update the moving
+            variance when True (and the layer is trainable), the moving variance otherwise.
+        mask: Optional boolean tensor of the input's shape without the channels axis, True for
+            valid positions. Masked positions are left out of every statistic; the mask is passed
+            on to the next layer.
+
+    Batch variant arguments:
+        momentum: Keras convention: `moving = momentum * moving + (1 - momentum) * batch`
+            (torch's and timm's 0.1 is 0.9 here). Default 0.9, as in the authors' code.
+        bessel_correction: If True, the moving variance is updated with the unbiased batch
+            variance `s2_b * n / (n - 1)`, as timm and torch do (`n` counts the valid positions;
+            the factor is 1 when `n == 1`). The authors' code (default False) uses the biased one.
+        moving_variance_initializer: Initializer of the moving variance (ones).
+        synchronized: If True (default), the batch variance is over the global batch of a
+            data-parallel step: an all-reduce of sums and counts under `tf.distribute` or an
+            initialized `torch.distributed` process group; under `keras.distribution` on JAX it
+            is global either way. False: each TensorFlow / PyTorch replica uses its own shard.
+            See docs/distributed.md.
+
     Example:
 
     >>> x = keras.random.normal((8, 16, 16, 32))
@@ -274,7 +262,44 @@ class EvoNormB1(_EvoNormBatch):
 
     `m2_i` is the per-sample, per-channel mean square over positions; `s2_b` as in `EvoNormB0`.
     There is no `v`. The formula follows timm (`EvoNorm2dB1`); paper arXiv 2004.02967.
-    {common}{batch}
+
+    Args:
+        axis: Integer, the channels axis: -1 for channels-last (default), 1 for channels-first.
+            Inputs have rank 3 to 5 (1D, 2D and 3D feature maps).
+        epsilon: Small float added inside every square root.
+        apply_act: If False, skip the normalization-activation and return `x * gamma + beta`,
+            as in the paper and timm (the S*a variants still normalize, see their docstring).
+        center: If True, add the offset `beta`.
+        scale: If True, multiply by `gamma`.
+        beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
+            `gamma` (ones) and `v` (ones).
+        beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint, v_constraint: Optional constraints.
+            The `v_*` arguments exist only for B0, S0 and S0a, the variants with `v`; the
+            others raise TypeError if given one.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of rank 3 to 5.
+        training: Python boolean. Batch variants use the batch variance and update the moving
+            variance when True (and the layer is trainable), the moving variance otherwise.
+        mask: Optional boolean tensor of the input's shape without the channels axis, True for
+            valid positions. Masked positions are left out of every statistic; the mask is passed
+            on to the next layer.
+
+    Batch variant arguments:
+        momentum: Keras convention: `moving = momentum * moving + (1 - momentum) * batch`
+            (torch's and timm's 0.1 is 0.9 here). Default 0.9, as in the authors' code.
+        bessel_correction: If True, the moving variance is updated with the unbiased batch
+            variance `s2_b * n / (n - 1)`, as timm and torch do (`n` counts the valid positions;
+            the factor is 1 when `n == 1`). The authors' code (default False) uses the biased one.
+        moving_variance_initializer: Initializer of the moving variance (ones).
+        synchronized: If True (default), the batch variance is over the global batch of a
+            data-parallel step: an all-reduce of sums and counts under `tf.distribute` or an
+            initialized `torch.distributed` process group; under `keras.distribution` on JAX it
+            is global either way. False: each TensorFlow / PyTorch replica uses its own shard.
+            See docs/distributed.md.
+
     Example:
 
     >>> y = keras_norms.layers.EvoNormB1()(keras.random.normal((8, 16, 16, 32)), training=True)
@@ -289,7 +314,44 @@ class EvoNormB2(_EvoNormBatch):
 
     `m2_i` is the per-sample, per-channel mean square over positions; `s2_b` as in `EvoNormB0`.
     There is no `v`. The formula follows timm (`EvoNorm2dB2`); paper arXiv 2004.02967.
-    {common}{batch}
+
+    Args:
+        axis: Integer, the channels axis: -1 for channels-last (default), 1 for channels-first.
+            Inputs have rank 3 to 5 (1D, 2D and 3D feature maps).
+        epsilon: Small float added inside every square root.
+        apply_act: If False, skip the normalization-activation and return `x * gamma + beta`,
+            as in the paper and timm (the S*a variants still normalize, see their docstring).
+        center: If True, add the offset `beta`.
+        scale: If True, multiply by `gamma`.
+        beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
+            `gamma` (ones) and `v` (ones).
+        beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint, v_constraint: Optional constraints.
+            The `v_*` arguments exist only for B0, S0 and S0a, the variants with `v`; the
+            others raise TypeError if given one.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of rank 3 to 5.
+        training: Python boolean. Batch variants use the batch variance and update the moving
+            variance when True (and the layer is trainable), the moving variance otherwise.
+        mask: Optional boolean tensor of the input's shape without the channels axis, True for
+            valid positions. Masked positions are left out of every statistic; the mask is passed
+            on to the next layer.
+
+    Batch variant arguments:
+        momentum: Keras convention: `moving = momentum * moving + (1 - momentum) * batch`
+            (torch's and timm's 0.1 is 0.9 here). Default 0.9, as in the authors' code.
+        bessel_correction: If True, the moving variance is updated with the unbiased batch
+            variance `s2_b * n / (n - 1)`, as timm and torch do (`n` counts the valid positions;
+            the factor is 1 when `n == 1`). The authors' code (default False) uses the biased one.
+        moving_variance_initializer: Initializer of the moving variance (ones).
+        synchronized: If True (default), the batch variance is over the global batch of a
+            data-parallel step: an all-reduce of sums and counts under `tf.distribute` or an
+            initialized `torch.distributed` process group; under `keras.distribution` on JAX it
+            is global either way. False: each TensorFlow / PyTorch replica uses its own shard.
+            See docs/distributed.md.
+
     Example:
 
     >>> y = keras_norms.layers.EvoNormB2()(keras.random.normal((8, 16, 16, 32)), training=True)
@@ -366,7 +428,37 @@ class EvoNormS0(_EvoNormSample):
     arXiv 2004.02967; matches the authors' `evonorm_s0` and timm's `EvoNorm2dS0`.
     Unlike the authors' code, a `groups` that does not divide the channels raises (as timm does)
     instead of silently lowering the group count.
-    {common}{sample}
+
+    Args:
+        axis: Integer, the channels axis: -1 for channels-last (default), 1 for channels-first.
+            Inputs have rank 3 to 5 (1D, 2D and 3D feature maps).
+        epsilon: Small float added inside every square root.
+        apply_act: If False, skip the normalization-activation and return `x * gamma + beta`,
+            as in the paper and timm (the S*a variants still normalize, see their docstring).
+        center: If True, add the offset `beta`.
+        scale: If True, multiply by `gamma`.
+        beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
+            `gamma` (ones) and `v` (ones).
+        beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint, v_constraint: Optional constraints.
+            The `v_*` arguments exist only for B0, S0 and S0a, the variants with `v`; the
+            others raise TypeError if given one.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of rank 3 to 5.
+        training: Python boolean. Batch variants use the batch variance and update the moving
+            variance when True (and the layer is trainable), the moving variance otherwise.
+        mask: Optional boolean tensor of the input's shape without the channels axis, True for
+            valid positions. Masked positions are left out of every statistic; the mask is passed
+            on to the next layer.
+
+    Sample variant arguments:
+        groups: Number of contiguous channel groups (default 32). The channel count must be
+            divisible by it; channel `c` belongs to group `c // (channels // groups)`.
+        group_size: Channels per group. When given, it overrides `groups`
+            (`groups = channels // group_size`), as timm's `group_size` does.
+
     Example:
 
     >>> x = keras.random.normal((8, 16, 16, 64))
@@ -384,7 +476,37 @@ class EvoNormS1(_EvoNormSample):
 
     The gate is fixed to SiLU as in the paper (timm lets it be swapped). Group variance `s2_g` as
     in `EvoNormS0`. Paper arXiv 2004.02967; matches timm's `EvoNorm2dS1`.
-    {common}{sample}
+
+    Args:
+        axis: Integer, the channels axis: -1 for channels-last (default), 1 for channels-first.
+            Inputs have rank 3 to 5 (1D, 2D and 3D feature maps).
+        epsilon: Small float added inside every square root.
+        apply_act: If False, skip the normalization-activation and return `x * gamma + beta`,
+            as in the paper and timm (the S*a variants still normalize, see their docstring).
+        center: If True, add the offset `beta`.
+        scale: If True, multiply by `gamma`.
+        beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
+            `gamma` (ones) and `v` (ones).
+        beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint, v_constraint: Optional constraints.
+            The `v_*` arguments exist only for B0, S0 and S0a, the variants with `v`; the
+            others raise TypeError if given one.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of rank 3 to 5.
+        training: Python boolean. Batch variants use the batch variance and update the moving
+            variance when True (and the layer is trainable), the moving variance otherwise.
+        mask: Optional boolean tensor of the input's shape without the channels axis, True for
+            valid positions. Masked positions are left out of every statistic; the mask is passed
+            on to the next layer.
+
+    Sample variant arguments:
+        groups: Number of contiguous channel groups (default 32). The channel count must be
+            divisible by it; channel `c` belongs to group `c // (channels // groups)`.
+        group_size: Channels per group. When given, it overrides `groups`
+            (`groups = channels // group_size`), as timm's `group_size` does.
+
     Example:
 
     >>> y = keras_norms.layers.EvoNormS1(groups=8)(keras.random.normal((8, 16, 16, 64)))
@@ -397,7 +519,37 @@ class EvoNormS2(_EvoNormSample):
 
     `m2_g` is the per-sample mean square (not the variance) over the positions and channels of
     each group. Paper arXiv 2004.02967; matches timm's `EvoNorm2dS2`.
-    {common}{sample}
+
+    Args:
+        axis: Integer, the channels axis: -1 for channels-last (default), 1 for channels-first.
+            Inputs have rank 3 to 5 (1D, 2D and 3D feature maps).
+        epsilon: Small float added inside every square root.
+        apply_act: If False, skip the normalization-activation and return `x * gamma + beta`,
+            as in the paper and timm (the S*a variants still normalize, see their docstring).
+        center: If True, add the offset `beta`.
+        scale: If True, multiply by `gamma`.
+        beta_initializer, gamma_initializer, v_initializer: Initializers of `beta` (zeros),
+            `gamma` (ones) and `v` (ones).
+        beta_regularizer, gamma_regularizer, v_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint, v_constraint: Optional constraints.
+            The `v_*` arguments exist only for B0, S0 and S0a, the variants with `v`; the
+            others raise TypeError if given one.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of rank 3 to 5.
+        training: Python boolean. Batch variants use the batch variance and update the moving
+            variance when True (and the layer is trainable), the moving variance otherwise.
+        mask: Optional boolean tensor of the input's shape without the channels axis, True for
+            valid positions. Masked positions are left out of every statistic; the mask is passed
+            on to the next layer.
+
+    Sample variant arguments:
+        groups: Number of contiguous channel groups (default 32). The channel count must be
+            divisible by it; channel `c` belongs to group `c // (channels // groups)`.
+        group_size: Channels per group. When given, it overrides `groups`
+            (`groups = channels // group_size`), as timm's `group_size` does.
+
     Example:
 
     >>> y = keras_norms.layers.EvoNormS2(groups=8)(keras.random.normal((8, 16, 16, 64)))
@@ -415,30 +567,46 @@ class _TimmAVariant:
         super().__init__(axis=axis, epsilon=epsilon, **kwargs)
 
 
-_A_VARIANT_DOC = """EvoNorm-{name}a (timm `EvoNorm2d{name}a`): `EvoNorm{name}` that normalizes without act too.
-
-    The same formula as `EvoNorm{name}` when `apply_act=True`, but `epsilon` defaults to 1e-3 and
-    `apply_act=False` still normalizes, `y = x / sqrt(stat_g + eps) * gamma + beta`, instead of
-    returning the plain affine `x * gamma + beta`.
-"""
-
-
 @keras.saving.register_keras_serializable(package="keras_norms")
 class EvoNormS0a(_TimmAVariant, EvoNormS0):
-    __doc__ = _A_VARIANT_DOC.format(name="S0")
+    """EvoNorm-S0a (timm's `EvoNorm2dS0a`): `EvoNormS0` that also normalizes without the activation.
+
+    With `apply_act=True` the formula is `EvoNormS0`'s. The differences are timm's: `epsilon`
+    defaults to 1e-3, and `apply_act=False` still divides by the group statistic,
+    `y = x / sqrt(stat_g + eps) * gamma + beta`, instead of returning the plain affine
+    `x * gamma + beta`. Arguments and call arguments are `EvoNormS0`'s.
+
+    Example:
+
+    >>> y = keras_norms.layers.EvoNormS0a(groups=8, apply_act=False)(keras.random.normal((8, 16, 16, 64)))
+    """
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
 class EvoNormS1a(_TimmAVariant, EvoNormS1):
-    __doc__ = _A_VARIANT_DOC.format(name="S1")
+    """EvoNorm-S1a (timm's `EvoNorm2dS1a`): `EvoNormS1` that also normalizes without the activation.
+
+    With `apply_act=True` the formula is `EvoNormS1`'s. The differences are timm's: `epsilon`
+    defaults to 1e-3, and `apply_act=False` still divides by the group statistic,
+    `y = x / sqrt(stat_g + eps) * gamma + beta`, instead of returning the plain affine
+    `x * gamma + beta`. Arguments and call arguments are `EvoNormS1`'s.
+
+    Example:
+
+    >>> y = keras_norms.layers.EvoNormS1a(groups=8, apply_act=False)(keras.random.normal((8, 16, 16, 64)))
+    """
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
 class EvoNormS2a(_TimmAVariant, EvoNormS2):
-    __doc__ = _A_VARIANT_DOC.format(name="S2")
+    """EvoNorm-S2a (timm's `EvoNorm2dS2a`): `EvoNormS2` that also normalizes without the activation.
 
+    With `apply_act=True` the formula is `EvoNormS2`'s. The differences are timm's: `epsilon`
+    defaults to 1e-3, and `apply_act=False` still divides by the group statistic,
+    `y = x / sqrt(stat_g + eps) * gamma + beta`, instead of returning the plain affine
+    `x * gamma + beta`. Arguments and call arguments are `EvoNormS2`'s.
 
-for _cls in (EvoNormB0, EvoNormB1, EvoNormB2):
-    _cls.__doc__ = _cls.__doc__.format(common=_COMMON_ARGS, batch=_BATCH_ARGS)
-for _cls in (EvoNormS0, EvoNormS1, EvoNormS2):
-    _cls.__doc__ = _cls.__doc__.format(common=_COMMON_ARGS, sample=_SAMPLE_ARGS)
+    Example:
+
+    >>> y = keras_norms.layers.EvoNormS2a(groups=8, apply_act=False)(keras.random.normal((8, 16, 16, 64)))
+    """

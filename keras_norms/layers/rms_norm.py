@@ -13,27 +13,6 @@ from keras_norms import ops as norm_ops
 from keras_norms.arguments import check_bool, check_mask, normalize_axis
 from keras_norms.layers.base import NormalizationBase
 
-_ARGS = """
-    Args:
-        axis: Integer or list of integers, the feature axes to normalize over (default -1).
-        epsilon: Small float added to the mean square inside the square root (default 1e-6, as
-            `keras.layers.RMSNormalization`).
-        center: If True, add a learnable bias `beta` (default False, as in the paper).
-        scale: If True (default), multiply by the learnable gain `gamma`.
-        zero_centered_gamma: If True, multiply by `1 + gamma` with `gamma` initialized to zeros,
-            the form Gemma uses (weight decay then pulls the gain towards 1, not 0).
-        beta_initializer, gamma_initializer: Initializers of `beta` (zeros) and `gamma` (ones, or
-            zeros with `zero_centered_gamma`).
-        beta_regularizer, gamma_regularizer: Optional regularizers.
-        beta_constraint, gamma_constraint: Optional constraints.
-        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
-
-    Call arguments:
-        inputs: A tensor of any rank.
-        mask: Optional Keras mask. Statistics are per token, so the mask changes no output; it is
-            passed on to the next layer (`keras.layers.RMSNormalization` drops it).
-"""
-
 
 class _RootMeanSquareBase(NormalizationBase):
     """Affine, gain form and config shared by `RMSNormalization` and `CRMSNormalization`."""
@@ -134,7 +113,26 @@ class RMSNormalization(_RootMeanSquareBase):
     statistics in float32 under mixed precision. Paper: "Root Mean Square Layer Normalization",
     arXiv 1910.07467. The epsilon sits inside the square root, as in `torch.nn.RMSNorm` and the
     paper's TensorFlow code (its torch code adds it outside).
-    {args}
+
+    Args:
+        axis: Integer or list of integers, the feature axes to normalize over (default -1).
+        epsilon: Small float added to the mean square inside the square root (default 1e-6, as
+            `keras.layers.RMSNormalization`).
+        center: If True, add a learnable bias `beta` (default False, as in the paper).
+        scale: If True (default), multiply by the learnable gain `gamma`.
+        zero_centered_gamma: If True, multiply by `1 + gamma` with `gamma` initialized to zeros,
+            the form Gemma uses (weight decay then pulls the gain towards 1, not 0).
+        beta_initializer, gamma_initializer: Initializers of `beta` (zeros) and `gamma` (ones, or
+            zeros with `zero_centered_gamma`).
+        beta_regularizer, gamma_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint: Optional constraints.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of any rank.
+        mask: Optional Keras mask. Statistics are per token, so the mask changes no output; it is
+            passed on to the next layer (`keras.layers.RMSNormalization` drops it).
+
     Example:
 
     >>> x = keras.random.normal((2, 10, 64))
@@ -171,8 +169,27 @@ class CRMSNormalization(_RootMeanSquareBase):
     `-sum(z)` is dropped and the stream has width d-1. Without the affine,
     `CRMSNormalization()(z) == RMSNormalization()(concat([z, -sum(z)]))[..., :d-1]`, and equals
     LayerNorm on the full vector. Paper: "Pre-RMSNorm and Pre-CRMSNorm Transformers", arXiv
-    2305.14858; matches the authors' `crms_norm`. `axis` is a single integer here.
-    {args}
+    2305.14858; matches the authors' `crms_norm`.
+
+    Args:
+        axis: Integer, the compressed feature axis to normalize over (default -1).
+        epsilon: Small float added to the mean square inside the square root (default 1e-6, as
+            `keras.layers.RMSNormalization`).
+        center: If True, add a learnable bias `beta` (default False, as in the paper).
+        scale: If True (default), multiply by the learnable gain `gamma`.
+        zero_centered_gamma: If True, multiply by `1 + gamma` with `gamma` initialized to zeros,
+            the form Gemma uses (weight decay then pulls the gain towards 1, not 0).
+        beta_initializer, gamma_initializer: Initializers of `beta` (zeros) and `gamma` (ones, or
+            zeros with `zero_centered_gamma`).
+        beta_regularizer, gamma_regularizer: Optional regularizers.
+        beta_constraint, gamma_constraint: Optional constraints.
+        **kwargs: Base layer keyword arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: A tensor of any rank.
+        mask: Optional Keras mask. Statistics are per token, so the mask changes no output; it is
+            passed on to the next layer (`keras.layers.RMSNormalization` drops it).
+
     Example:
 
     >>> z = keras.random.normal((2, 10, 63))  # a 64-wide zero-mean stream, compressed
@@ -191,7 +208,3 @@ class CRMSNormalization(_RootMeanSquareBase):
 
     def _normalize(self, x, axes):
         return norm_ops.crms_normalization(x, axes[0], self.epsilon)
-
-
-for _cls in (RMSNormalization, CRMSNormalization):
-    _cls.__doc__ = _cls.__doc__.format(args=_ARGS)

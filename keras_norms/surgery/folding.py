@@ -1,4 +1,7 @@
-"""Weight algebra for norm surgery, in float64 numpy (../shared/specs/normalization.md §3.3, §4.4).
+"""Weight algebra for norm surgery, in float64 numpy.
+
+Derived in docs/references/derivations.md, sections 'Pre-LN to Pre-RMSNorm and Pre-CRMSNorm' and
+'FakeLN export'.
 
 Kernels follow Keras: input features on axis 0, outputs on the last axis (Dense `(in, out)`,
 attention projections `(in, heads, head_dim)` and `(heads, head_dim, out)`).

@@ -2,8 +2,9 @@
 
 keras-hub builds GPT-2 from `TransformerDecoder(normalize_first=True)` blocks whose norms are
 private attributes, and its logits come from the token embedding used in reverse (tied weights).
-`convert_gpt2` reads the weights out, does the conversion of ../shared/specs/normalization.md §3.3
-in float64 numpy and writes them into a functional model built from `PreNormDecoderBlock`.
+`convert_gpt2` reads the weights out, does the conversion of docs/references/derivations.md (section
+'Pre-LN to Pre-RMSNorm and Pre-CRMSNorm') in float64 numpy and writes them into a functional model
+built from `PreNormDecoderBlock`.
 """
 
 import sys
@@ -163,7 +164,7 @@ class PreNormDecoderBlock(keras.layers.Layer):
         return config
 
 
-def gpt2_parts(model):
+def gpt2_parts(model: keras.Model) -> tuple[keras.Model, bool] | None:
     """`(backbone, has_lm_head)` when `model` is a keras-hub GPT-2 backbone or causal LM, else None."""
     hub = sys.modules.get("keras_hub")
     if hub is None:
@@ -190,7 +191,7 @@ def convert_gpt2(model, backbone, has_lm_head, to):
     dtype = backbone.dtype_policy
     norm_cls = _NORMS[to]
     # Each entry: new variable -> its value (float64), filled in as the graph is built.
-    values = []
+    values: list[tuple] = []
     report = {
         "layer_norms": 2 * len(backbone.transformer_layers) + 1,
         "folded_into": [],

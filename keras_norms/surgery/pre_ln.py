@@ -47,7 +47,7 @@ def _plan(model):
         rank = len(norm.input.shape)
         if [a % rank for a in axes] != [rank - 1] or norm.rms_scaling:
             raise ValueError(f"{norm.name}: only LayerNormalization over the last axis is supported.")
-    consumers = {}
+    consumers: dict = {}
     for norm in norms:
         for reader in _readers(norm):
             if not isinstance(reader, (keras.layers.Dense, keras.layers.MultiHeadAttention)):
@@ -100,7 +100,7 @@ def convert_pre_ln(model, to="rms"):
 
     Also keras-hub's `GPT2Backbone` and `GPT2CausalLM`. These come back as functional models of
     `PreNormDecoderBlock`s with the same inputs (`token_ids`, `padding_mask`); `generate()` and
-    presets stay with the original. The causal LM's tied embedding is untied (spec §3.4): the
+    presets stay with the original. The causal LM's tied embedding is untied (docs/references/normalization.md, "CRMSNorm and the Pre-LN conversion"): the
     input table is recentered while a separate `lm_head` Dense takes the final LayerNorm's affine.
     A converted backbone still returns the final LayerNorm's output: an RMSNorm with its `gamma`,
     `beta` (`"rms"`), or a `decompress` Dense from `d - 1` to `d` features (`"crms"`).

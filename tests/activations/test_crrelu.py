@@ -1,4 +1,4 @@
-"""CRReLU against a float64 oracle and the spec's reference values, plus the shared checker.
+"""CRReLU against a float64 oracle and the reference values of docs/references/activations.md, plus the shared checker.
 
 Tolerances: values 1e-6 (float32 vs float64), gradients 1e-5 relative to the largest entry (for
 the scalar epsilon, a sum: 1e-5 of the sum of the magnitudes of its terms).
@@ -22,7 +22,7 @@ def to_numpy(tensor):
 
 
 def test_reference_values_with_default_epsilon():
-    # ../shared/specs/components.md section 1(b), epsilon = 0.01.
+    # docs/references/activations.md, section 'CRReLU', epsilon = 0.01.
     x = np.array([-1.0, 0.5, 1.0, 2.0], "float32")
     expected = [-0.00606531, 0.50441248, 1.00606531, 2.00270671]
     np.testing.assert_allclose(to_numpy(crrelu(x)), expected, rtol=0, atol=1e-7)

@@ -1,4 +1,4 @@
-"""HermiteActivation and dual_activation_stats (../shared/specs/components.md §8).
+"""HermiteActivation and dual_activation_stats (docs/references/activations.md, 'Hermite activations').
 
 The layer is checked against numpy's own Hermite series (`hermeval`, float64): 1e-5 relative.
 The dual statistics are checked three independent ways: closed forms from the coefficients,
@@ -16,7 +16,7 @@ from keras_norms.activations import HermiteActivation, dual_activation_stats
 from keras_norms.testing import check_layer, vjp_numpy
 from tests.oracles import activations as oracle
 
-CRITICAL = [0.3, math.sqrt(1 - 2 * 0.3**2), 0.3]  # xi(1) = xi'(1) = 1 (spec §8)
+CRITICAL = [0.3, math.sqrt(1 - 2 * 0.3**2), 0.3]  # xi(1) = xi'(1) = 1 (docs/references/activations.md)
 
 
 @pytest.mark.parametrize("degree", [0, 1, 4, 9])

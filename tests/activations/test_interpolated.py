@@ -1,4 +1,4 @@
-"""InterpolatedActivation against a float64 oracle (../shared/specs/components.md §13).
+"""InterpolatedActivation against a float64 oracle (docs/references/activations.md, section 'Interpolated activation').
 
 Tolerances: values 1e-6 (float32 vs float64); gradients 1e-5 relative to the largest entry.
 """

@@ -1,4 +1,4 @@
-"""AlphaBatchNormalization against a float64 oracle (../shared/specs/normalization.md §5).
+"""AlphaBatchNormalization against a float64 oracle (docs/references/normalization.md, section 'alpha-BN').
 
 Tolerances: outputs 1e-5 (float32 vs float64); gradients 1e-4 relative to the largest entry.
 """

@@ -1,4 +1,4 @@
-"""FakeLayerNormalization (../shared/specs/normalization.md §4.1, §4.6).
+"""FakeLayerNormalization (docs/references/normalization.md, section 'LayerNorm removal (FakeLN)').
 
 Tolerances: outputs 1e-5 (float32 vs float64); the tracked sigma 1e-6 relative.
 """

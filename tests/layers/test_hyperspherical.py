@@ -1,4 +1,4 @@
-"""L2Normalize, CosineClassifier and add_class_prototypes (../shared/specs/components.md §4).
+"""L2Normalize, CosineClassifier and add_class_prototypes (docs/references/layers.md).
 
 Tolerances: outputs 1e-5 (float32 vs float64); unit norms after a constrained step 1e-5.
 """

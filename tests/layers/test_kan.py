@@ -1,4 +1,4 @@
-"""AFKANDense against a float64 oracle of the reference's global_attn path (../shared/specs/components.md §7).
+"""AFKANDense against a float64 oracle of the reference's global_attn path (docs/references/layers.md, 'AF-KAN').
 
 Tolerances: outputs 1e-5 relative to the largest entry; gradients 1e-4 relative to the largest entry.
 """

@@ -1,4 +1,4 @@
-"""NormLinear, OrthoTransform and compute_orthotrans_basis (../shared/specs/components.md §3).
+"""NormLinear, OrthoTransform and compute_orthotrans_basis (docs/references/layers.md, OLinear).
 
 Tolerances: outputs 1e-5 (float32 vs float64); gradients 1e-4 relative to the largest entry;
 the basis (numpy, float64) 1e-10.

@@ -1,4 +1,4 @@
-"""SNNKDense against a float64 oracle of the reference's NNK_Relu (../shared/specs/components.md §12).
+"""SNNKDense against a float64 oracle of the reference's NNK_Relu (docs/references/layers.md, section 'SNNK').
 
 Tolerances: outputs 1e-5 relative to the largest entry; psi's init 1e-6; the kernel estimate is
 statistical: within 4 standard errors of the arc-cosine closed form.

@@ -1,4 +1,4 @@
-"""TempNet against a float64 oracle of the reference (../shared/specs/components.md §10).
+"""TempNet against a float64 oracle of the reference (docs/references/layers.md, section 'TempNet').
 
 Tolerances: tau 1e-6 absolute; gradients (input and every weight) 1e-4 relative to the largest entry.
 """

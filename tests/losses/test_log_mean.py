@@ -1,4 +1,4 @@
-"""LogMeanLoss: Normalized LR+GD (../shared/specs/components.md §9) against float64 numpy.
+"""LogMeanLoss: Normalized LR+GD (docs/references/losses.md, section 'Normalized LR+GD') against float64 numpy.
 
 Tolerances: values 1e-6 absolute + relative (log f is often near 0); a 5-step SGD trajectory on it matches the explicit
 `w -= gamma * grad f / f` loop to 1e-4 relative (float32 against float64 over several steps).

@@ -1,4 +1,4 @@
-"""TauDROCrossEntropy against the reference form (../shared/specs/components.md §10), float64.
+"""TauDROCrossEntropy against the reference form (docs/references/losses.md, section 'tau-DRO cross-entropy'), float64.
 
 Tolerances: values 1e-6 absolute + relative (float32 terms of order 1); gradients (logits and tau)
 1e-5 relative to the largest entry.
@@ -27,7 +27,7 @@ def test_values_and_gradients_match_reference(rho, vocab_size, rng):
     z64, t64 = logits.astype(np.float64), tau.astype(np.float64)
     expected = oracle.tau_dro(labels, z64, t64, rho, v)
     np.testing.assert_allclose(value, expected.mean(), rtol=1e-6, atol=1e-6)
-    # The closed form of the spec: -z_y + tau * log(mean exp(z / tau)) + rho * tau.
+    # The closed form (docs/references/losses.md): -z_y + tau * log(mean exp(z / tau)) + rho * tau.
     closed = -oracle.take(z64, labels) + t64 * (oracle.logsumexp(z64 / t64[:, None]) - np.log(9))
     if vocab_size is None:
         np.testing.assert_allclose(expected, closed + rho * t64, rtol=1e-12)

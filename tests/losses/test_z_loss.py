@@ -1,4 +1,4 @@
-"""ZLoss against a float64 oracle and the spec's reference values (../shared/specs/components.md §5).
+"""ZLoss against a float64 oracle and the reference values of docs/references/losses.md, section 'Z-loss'.
 
 Tolerances: values 1e-6 absolute + relative (float32 vs float64); gradients 1e-5 relative to the
 largest entry.

@@ -1,6 +1,6 @@
 """AdamP and SGDP against the authors' PyPI package `adamp` 0.3.0 (torch), and numpy for timm's SGDP.
 
-Recipe of ../shared/specs/components.md §6(f): torch-layout Linear (16, 24), Conv (8, 4, 3, 3) and
+Recipe of docs/references/cross_checks.md, section 'AdamP and SGDP': torch-layout Linear (16, 24), Conv (8, 4, 3, 3) and
 bias (16,) weights; 50 steps whose gradients are built from the reference's current weights so
 that the channel view, the layer view and no projection all fire; the same gradients, in Keras
 layout, go to `optimizer.apply`. Tolerance: parameters within 1e-5 of the largest entry after 50

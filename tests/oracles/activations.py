@@ -1,4 +1,4 @@
-"""Float64 numpy oracles of the activations, written from ../shared/specs/components.md §1, §8, §13."""
+"""Float64 numpy oracles of the activations, written from docs/references/activations.md."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Float64 numpy AdamP and SGDP from ../shared/specs/components.md §6 (SGDP with and without
+"""Float64 numpy AdamP and SGDP from docs/references/optimizers.md (SGDP with and without
 the buffer alias).
 
 Torch layout: axis 0 indexes channels. SGDP's `alias=False` is timm's behaviour, which has no

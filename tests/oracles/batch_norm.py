@@ -1,4 +1,4 @@
-"""Float64 numpy oracle of alpha-BN (../shared/specs/normalization.md §5): unbiased test variance."""
+"""Float64 numpy oracle of alpha-BN (docs/references/normalization.md, section 'alpha-BN'): unbiased test variance."""
 
 import numpy as np
 

@@ -1,7 +1,8 @@
-"""Float64 numpy oracles of the catalog layers (../shared/specs/components.md §3, §4, §7, §10, §12).
+"""Float64 numpy oracles of the catalog layers (docs/references/layers.md).
 
-Written from the spec's formulas; analytic in their inputs (branches on real parts) so that
-complex-step differentiation gives exact gradients.
+Written from the formulas there (NormLinear, the cosine classifier, AF-KAN, SNNK, TempNet);
+analytic in their inputs (branches on real parts) so that complex-step differentiation gives exact
+gradients.
 """
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""EvoNorm in float64 numpy, from ../shared/specs/normalization.md section 1.
+"""EvoNorm in float64 numpy, from docs/references/normalization.md, section 'EvoNorm'.
 
 Inputs are moved to channels-last and flattened to (N, P, C): positions P, channels C. Masks are
 (N, P) weights. Variances are biased; `eps` sits inside every square root.

@@ -1,4 +1,4 @@
-"""Float64 numpy oracles of the losses, written from ../shared/specs/components.md §5, §9, §10.
+"""Float64 numpy oracles of the losses, written from docs/references/losses.md.
 
 All are analytic in their inputs, so complex-step differentiation gives exact gradients.
 """

@@ -1,4 +1,4 @@
-"""PowerNorm in float64 numpy, from ../shared/specs/normalization.md section 2 (the authors' code).
+"""PowerNorm in float64 numpy, from docs/references/normalization.md, section 'PowerNorm' (the authors' code).
 
 Layout (batch, time, channels); `mask` is (batch, time), True for valid tokens (the code's
 `pad_mask` is its negation, time-major).

@@ -1,4 +1,4 @@
-"""RMSNorm and CRMSNorm in float64 numpy, from ../shared/specs/normalization.md section 3."""
+"""RMSNorm and CRMSNorm in float64 numpy, from docs/references/normalization.md (RMSNorm, CRMSNorm)."""
 
 import numpy as np
 

@@ -1,4 +1,7 @@
-"""freeze_all_but_batchnorm and calibrate_batch_statistics (../shared/specs/normalization.md §5, §6)."""
+"""freeze_all_but_batchnorm and calibrate_batch_statistics.
+
+See docs/references/normalization.md, sections 'alpha-BN' and 'Training BatchNorm only'.
+"""
 
 import os
 import sys

@@ -1,4 +1,4 @@
-"""LayerNormRemovalSchedule and export_without_layernorm (../shared/specs/normalization.md §4)."""
+"""LayerNormRemovalSchedule and export_without_layernorm (docs/references/normalization.md, 'LayerNorm removal')."""
 
 import keras
 import numpy as np

@@ -1,6 +1,6 @@
-"""convert_pre_ln: Pre-LN to Pre-RMSNorm and Pre-CRMSNorm, exactly (../shared/specs/normalization.md §3).
+"""convert_pre_ln: Pre-LN to Pre-RMSNorm and Pre-CRMSNorm, exactly (docs/references/derivations.md).
 
-Tolerance: logits within 1e-4 of the largest original logit (float32), as the issue asks; measured
+Tolerance: logits within 1e-4 of the largest original logit (float32); measured
 about 1e-6.
 """
 

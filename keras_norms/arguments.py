@@ -12,16 +12,28 @@ none of them.
 
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: object) -> bool:
     """Returns `value` if it is a bool, or raises naming the argument."""
     if not isinstance(value, bool):
         raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
     return value
 
 
-def check_number(name, value, minimum=None, maximum=None, *, exclusive_minimum=False, exclusive_maximum=False):
+def check_number(
+    name: str,
+    value: object,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+) -> float:
     """Returns `value` as a float if it is a finite real number in the range, or raises.
 
     The range is closed by default; `exclusive_minimum` / `exclusive_maximum` open an end
@@ -41,7 +53,7 @@ def check_number(name, value, minimum=None, maximum=None, *, exclusive_minimum=F
     return value
 
 
-def check_positive(name, value):
+def check_positive(name: str, value: object) -> float:
     """`check_number(name, value)` with `value > 0`, e.g. an epsilon under a square root."""
     return check_number(name, value, 0.0, exclusive_minimum=True)
 
@@ -52,17 +64,17 @@ def check_positive(name, value):
 SMALLEST_EPSILON = 1e-20
 
 
-def check_epsilon(name, value):
+def check_epsilon(name: str, value: object) -> float:
     """An epsilon that keeps a square root or a division away from 0: `value >= 1e-20`."""
     return check_number(name, value, SMALLEST_EPSILON)
 
 
-def check_fraction(name, value, exclusive_maximum=False):
+def check_fraction(name: str, value: object, exclusive_maximum: bool = False) -> float:
     """`check_number(name, value)` in `[0, 1]` (or `[0, 1)`), e.g. a momentum or a rate."""
     return check_number(name, value, 0.0, 1.0, exclusive_maximum=exclusive_maximum)
 
 
-def check_int(name, value, minimum=None):
+def check_int(name: str, value: object, minimum: int | None = None) -> int:
     """Returns `value` as an int if it is an integer `>= minimum`, or raises."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}")
@@ -71,26 +83,27 @@ def check_int(name, value, minimum=None):
     return int(value)
 
 
-def check_choice(name, value, choices):
+def check_choice(name: str, value: _T, choices: Sequence[_T]) -> _T:
     """Returns `value` if it is one of `choices`, or raises listing them."""
     if not any(value is choice or (type(value) is type(choice) and value == choice) for choice in choices):
         raise ValueError(f"`{name}` must be one of {tuple(choices)}. Received: {name}={value!r}")
     return value
 
 
-def normalize_axis(name, axis, rank):
+def normalize_axis(name: str, axis: object, rank: int) -> int:
     """Returns a non-batch `axis` as an index in [1, rank), or raises naming the value and the rank."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"`{name}` must be an int. Received: {name}={axis!r}")
-    if not -rank < axis < rank or axis % rank == 0:
+    index = int(axis)
+    if not -rank < index < rank or index % rank == 0:
         raise ValueError(
             f"`{name}` must be a non-batch axis of the rank-{rank} input: an int in "
             f"[1, {rank - 1}] or [{1 - rank}, -1]. Received: {name}={axis}"
         )
-    return int(axis) % rank
+    return index % rank
 
 
-def check_min_rank(layer_name, input_shape, minimum):
+def check_min_rank(layer_name: str, input_shape: Sequence[int | None], minimum: int) -> None:
     """Raises unless the input has a batch axis and at least `minimum` axes in all."""
     if len(input_shape) < minimum:
         raise ValueError(
@@ -99,7 +112,7 @@ def check_min_rank(layer_name, input_shape, minimum):
         )
 
 
-def last_axis_size(input_shape):
+def last_axis_size(input_shape: Sequence[int | None]) -> int:
     """The size of the input's last axis, which a layer's weights depend on; raises if unknown."""
     if len(input_shape) < 2:
         raise ValueError(
@@ -112,7 +125,7 @@ def last_axis_size(input_shape):
     return size
 
 
-def check_mask(layer_name, mask, input_shape, feature_axes):
+def check_mask(layer_name: str, mask: Any, input_shape: Sequence[int | None], feature_axes: Sequence[int]) -> None:
     """Raises unless `mask` has the input's shape without `feature_axes`, where sizes are known.
 
     Keras masks cover positions (batch, time, space): the input's shape without its channels or

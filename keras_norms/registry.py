@@ -3,9 +3,13 @@
 >>> layer = keras_norms.get("evonorm_s0", groups=8)
 """
 
+from typing import Any
+
+import keras
+
 from keras_norms import activations, layers
 
-_LAYERS = {
+_LAYERS: dict[str, type[keras.layers.Layer]] = {
     "afkan_dense": layers.AFKANDense,
     "alpha_batch_norm": layers.AlphaBatchNormalization,
     "cosine_classifier": layers.CosineClassifier,
@@ -35,12 +39,12 @@ _LAYERS = {
 }
 
 
-def names():
+def names() -> list[str]:
     """The registered layer names, sorted."""
     return sorted(_LAYERS)
 
 
-def layer_class(name):
+def layer_class(name: str) -> type[keras.layers.Layer]:
     """The class registered as `name` (case-insensitive; `-` or `_`)."""
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a string. Received: name={name!r}")
@@ -50,6 +54,6 @@ def layer_class(name):
     return _LAYERS[key]
 
 
-def get(name, **kwargs):
+def get(name: str, **kwargs: Any) -> keras.layers.Layer:
     """Builds the layer registered as `name` (case-insensitive; `-` or `_`) with `kwargs`."""
     return layer_class(name)(**kwargs)

@@ -4,16 +4,19 @@ Paper: Sun, Wu, Xia, Chang, Dong, Yuan, Chang, Wang, "A Method on Searching Bett
 Functions" (ICLR 2025: "Entropy-based Activation Function Optimization"), arXiv 2405.12954.
 """
 
+from typing import Any
+
 import keras
 from keras import constraints, initializers, ops, regularizers
 
 from keras_norms.arguments import check_bool, check_number
 from keras_norms.ops import activations as activation_ops
 from keras_norms.ops.dtypes import to_floating
+from keras_norms.ops.types import ConstraintLike, InitializerLike, RegularizerLike, Shape, Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
-def crrelu(x, epsilon=0.01):
+def crrelu(x: Tensor, epsilon: float = 0.01) -> Tensor:
     """CRReLU with a fixed `epsilon`: `relu(x) + epsilon * x * exp(-x**2 / 2)`.
 
     Usable wherever Keras takes an activation (`Dense(64, activation=keras_norms.activations.crrelu)`).
@@ -57,12 +60,12 @@ class CRReLU(keras.layers.Layer):
 
     def __init__(
         self,
-        epsilon_initializer=None,
-        epsilon_trainable=True,
-        epsilon_regularizer=None,
-        epsilon_constraint=None,
-        **kwargs,
-    ):
+        epsilon_initializer: InitializerLike = None,
+        epsilon_trainable: bool = True,
+        epsilon_regularizer: RegularizerLike = None,
+        epsilon_constraint: ConstraintLike = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.epsilon_initializer = initializers.get(epsilon_initializer or initializers.Constant(0.01))
         self.epsilon_trainable = check_bool("epsilon_trainable", epsilon_trainable)
@@ -81,14 +84,14 @@ class CRReLU(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = to_floating(inputs, self.compute_dtype)
         return activation_ops.crrelu(x, ops.cast(self.epsilon, x.dtype))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

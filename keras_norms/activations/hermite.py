@@ -10,6 +10,8 @@ normalized Hermite polynomials, and its dual kernel `xi`.
 
 import collections
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -18,6 +20,7 @@ from keras import ops
 from keras_norms.arguments import check_bool, check_int, check_number
 from keras_norms.ops import activations as activation_ops
 from keras_norms.ops.dtypes import upcast
+from keras_norms.ops.types import Shape, Tensor
 
 _REGIMES = ("nearest_neighbor", "singular_kernel", "majority_vote")
 
@@ -59,7 +62,7 @@ class HermiteActivation(keras.layers.Layer):
     'singular_kernel'
     """
 
-    def __init__(self, coefficients, trainable_coefficients=False, **kwargs):
+    def __init__(self, coefficients: Sequence[float], trainable_coefficients: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.coefficients = _check_coefficients(coefficients)
         self.trainable_coefficients = check_bool("trainable_coefficients", trainable_coefficients)
@@ -74,20 +77,20 @@ class HermiteActivation(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = upcast(inputs, self.compute_dtype)
         y = activation_ops.hermite_series(x, ops.cast(self.coefficient_weights, x.dtype))
         return ops.cast(y, self.compute_dtype)
 
-    def dual_statistics(self, tolerance=1e-6):
+    def dual_statistics(self, tolerance: float = 1e-6) -> "DualActivationStats":
         """`dual_activation_stats` of the current coefficients."""
         values = ops.convert_to_numpy(self.coefficient_weights.value)
         return dual_activation_stats(values.astype(np.float64).tolist(), tolerance=tolerance)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -113,7 +116,12 @@ Fields:
 """
 
 
-def dual_activation_stats(activation, num_points=200, derivative=None, tolerance=1e-6):
+def dual_activation_stats(
+    activation: Sequence[float] | HermiteActivation | Callable[[np.ndarray], np.ndarray],
+    num_points: int = 200,
+    derivative: Callable[[np.ndarray], np.ndarray] | None = None,
+    tolerance: float = 1e-6,
+) -> DualActivationStats:
     """The dual kernel `xi` of an activation, `xi(1)`, `xi'(1)` and its infinite-depth regime.
 
     For an activation `phi` and standard Gaussians `U, V` with correlation `rho`, the dual kernel

@@ -5,6 +5,8 @@ neural networks with structured parameter-dependent dual function", NeurIPS 2025
 """
 
 import math
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import keras
 from keras import activations, ops
@@ -12,6 +14,10 @@ from keras import activations, ops
 from keras_norms.arguments import check_bool, check_fraction
 from keras_norms.ops import activations as activation_ops
 from keras_norms.ops.dtypes import to_floating
+from keras_norms.ops.types import Shape, Tensor
+
+# What `keras.activations.get` takes: a name, a serialized config or a callable.
+ActivationLike: TypeAlias = str | dict[str, Any] | Callable[[Tensor], Tensor]
 
 
 def _get_activation(name, value):
@@ -50,7 +56,14 @@ class InterpolatedActivation(keras.layers.Layer):
     >>> y = layer(keras.ops.array([-1.0, 2.0]))  # 0.3 * relu(x) + 0.7 * tanh(x)
     """
 
-    def __init__(self, fn_a="relu", fn_b="linear", alpha=0.5, trainable_alpha=False, **kwargs):
+    def __init__(
+        self,
+        fn_a: ActivationLike = "relu",
+        fn_b: ActivationLike = "linear",
+        alpha: float = 0.5,
+        trainable_alpha: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.fn_a = _get_activation("fn_a", fn_a)
         self.fn_b = _get_activation("fn_b", fn_b)
@@ -62,7 +75,7 @@ class InterpolatedActivation(keras.layers.Layer):
                 f"Received: alpha={alpha!r} with trainable_alpha=True"
             )
         self.supports_masking = True
-        self.alpha_logit = None
+        self.alpha_logit: keras.Variable | None = None  # a weight when `trainable_alpha`
         if self.trainable_alpha:
             self.alpha_logit = self.add_weight(
                 name="alpha_logit",
@@ -72,7 +85,7 @@ class InterpolatedActivation(keras.layers.Layer):
             )
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = to_floating(inputs, self.compute_dtype)
         if self.trainable_alpha:
             alpha = ops.cast(ops.sigmoid(self.alpha_logit), x.dtype)
@@ -80,10 +93,10 @@ class InterpolatedActivation(keras.layers.Layer):
             alpha = self.alpha
         return activation_ops.interpolate(self.fn_a(x), self.fn_b(x), alpha)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

@@ -4,6 +4,8 @@ Paper: You, Li, Zhao, "Test-time Batch Statistics Calibration for Covariate Shif
 Reference (the common implementation): mariodoebler/test-time-adaptation `AlphaBatchNorm`.
 """
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -11,6 +13,7 @@ from keras_norms.arguments import check_bool, check_epsilon, check_fraction, che
 from keras_norms.ops import batch_norm as batch_norm_ops
 from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.statistics import mask_weights
+from keras_norms.ops.types import Shape, Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -48,7 +51,15 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
     >>> layer = keras_norms.layers.AlphaBatchNormalization(test_weight=0.1)
     """
 
-    def __init__(self, test_weight=0.1, synchronized=True, axis=-1, momentum=0.99, epsilon=1e-3, **kwargs):
+    def __init__(
+        self,
+        test_weight: float = 0.1,
+        synchronized: bool = True,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
         # Keras' BatchNormalization checks none of these (`int(axis)` even truncates 1.5).
         axis = check_int("axis", axis)
         momentum = check_fraction("momentum", momentum)
@@ -63,7 +74,7 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
         self.test_weight = check_fraction("test_weight", test_weight)
         self.synchronized = check_bool("synchronized", synchronized)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         axis = normalize_axis("axis", self.axis, len(input_shape))
         if input_shape[axis] is None:
             raise ValueError(
@@ -72,7 +83,7 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
             )
         super().build(input_shape)
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor | None = None) -> Tensor:
         x = upcast(inputs, self.compute_dtype)
         rank = len(x.shape)
         axis = self.axis % rank
@@ -98,7 +109,7 @@ class AlphaBatchNormalization(keras.layers.BatchNormalization):
             y = y + ops.reshape(ops.cast(self.beta, x.dtype), shape)
         return ops.cast(y, self.compute_dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["test_weight"] = self.test_weight
         return config

@@ -7,14 +7,18 @@ Argument checks, whose errors name the argument, the value and what was expected
 `keras_norms.arguments`.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import constraints, initializers, ops, regularizers
 
 from keras_norms.arguments import check_bool, check_epsilon, check_mask, last_axis_size, normalize_axis
 from keras_norms.ops.statistics import mask_weights
+from keras_norms.ops.types import ConstraintLike, InitializerLike, RegularizerLike, Shape
 
 
-def build_feature_axis(layer, input_shape):
+def build_feature_axis(layer: keras.layers.Layer, input_shape: Shape) -> int:
     """For layers whose weights depend on the input's last axis (Dense-like layers): checks it
     and sets an input spec that holds later calls to the same size, at any rank >= 2."""
     size = last_axis_size(input_shape)
@@ -22,7 +26,7 @@ def build_feature_axis(layer, input_shape):
     return size
 
 
-def broadcast_shape(rank, axes, sizes):
+def broadcast_shape(rank: int, axes: Sequence[int], sizes: Sequence[int]) -> list[int]:
     """The shape `[1, ..., size, ..., 1]` that puts per-channel `sizes` on `axes` of a rank-`rank` tensor."""
     shape = [1] * rank
     for axis, size in zip(axes, sizes):
@@ -39,17 +43,17 @@ class NormalizationBase(keras.layers.Layer):
 
     def __init__(
         self,
-        epsilon,
-        center=True,
-        scale=True,
-        beta_initializer="zeros",
-        gamma_initializer="ones",
-        beta_regularizer=None,
-        gamma_regularizer=None,
-        beta_constraint=None,
-        gamma_constraint=None,
-        **kwargs,
-    ):
+        epsilon: float,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: InitializerLike = "zeros",
+        gamma_initializer: InitializerLike = "ones",
+        beta_regularizer: RegularizerLike = None,
+        gamma_regularizer: RegularizerLike = None,
+        beta_constraint: ConstraintLike = None,
+        gamma_constraint: ConstraintLike = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.epsilon = check_epsilon("epsilon", epsilon)
         self.center = check_bool("center", center)
@@ -63,8 +67,9 @@ class NormalizationBase(keras.layers.Layer):
         self.supports_masking = True
         # float32 weights and statistics under mixed precision, as the core Keras norms do.
         self.autocast = False
-        self.gamma = None
-        self.beta = None
+        # Created in build() when `scale` / `center`.
+        self.gamma: keras.Variable | None = None
+        self.beta: keras.Variable | None = None
 
     def _add_parameter(self, name, shape, initializer, regularizer=None, constraint=None):
         return self.add_weight(
@@ -90,7 +95,7 @@ class NormalizationBase(keras.layers.Layer):
     def _build_channel_axis(self, input_shape):
         """Resolves `self.axis` as the one channels axis of `input_shape`; returns its size."""
         self._channel_axis = normalize_axis("axis", self.axis, len(input_shape))
-        self._param_axes = (self._channel_axis,)
+        self._param_axes: tuple[int, ...] = (self._channel_axis,)
         channels = input_shape[self._channel_axis]
         if channels is None:
             raise ValueError(
@@ -140,10 +145,10 @@ class NormalizationBase(keras.layers.Layer):
             y = y + self._parameter(self.beta, rank, y.dtype)
         return y
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

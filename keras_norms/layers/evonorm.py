@@ -8,6 +8,8 @@ The variants differ only in the formula of `keras_norms.ops.evonorm` they call a
 statistics they feed it; everything else (weights, state, masks, config) is shared here.
 """
 
+from typing import Any
+
 import keras
 from keras import constraints, initializers, ops, regularizers
 
@@ -18,6 +20,7 @@ from keras_norms.layers.base import NormalizationBase, broadcast_shape
 from keras_norms.ops.distributed import replica_count
 from keras_norms.ops.dtypes import maximum
 from keras_norms.ops.statistics import split_groups
+from keras_norms.ops.types import ConstraintLike, InitializerLike, RegularizerLike, Shape, Tensor
 
 
 class _EvoNorm(NormalizationBase):
@@ -30,22 +33,22 @@ class _EvoNorm(NormalizationBase):
 
     def __init__(
         self,
-        axis=-1,
-        epsilon=1e-5,
-        apply_act=True,
-        center=True,
-        scale=True,
-        beta_initializer="zeros",
-        gamma_initializer="ones",
-        v_initializer=None,
-        beta_regularizer=None,
-        gamma_regularizer=None,
-        v_regularizer=None,
-        beta_constraint=None,
-        gamma_constraint=None,
-        v_constraint=None,
-        **kwargs,
-    ):
+        axis: int = -1,
+        epsilon: float = 1e-5,
+        apply_act: bool = True,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: InitializerLike = "zeros",
+        gamma_initializer: InitializerLike = "ones",
+        v_initializer: InitializerLike = None,
+        beta_regularizer: RegularizerLike = None,
+        gamma_regularizer: RegularizerLike = None,
+        v_regularizer: RegularizerLike = None,
+        beta_constraint: ConstraintLike = None,
+        gamma_constraint: ConstraintLike = None,
+        v_constraint: ConstraintLike = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             epsilon=epsilon,
             center=center,
@@ -68,9 +71,9 @@ class _EvoNorm(NormalizationBase):
         self.v_initializer = initializers.get(v_initializer or "ones")
         self.v_regularizer = regularizers.get(v_regularizer)
         self.v_constraint = constraints.get(v_constraint)
-        self.v = None
+        self.v: keras.Variable | None = None  # created in build() by the variants with `v`
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         rank = len(input_shape)
         channels = self._build_feature_map(input_shape)
         self._build_affine((channels,))
@@ -82,7 +85,7 @@ class _EvoNorm(NormalizationBase):
     def _build_statistics(self, input_shape, channels):
         pass
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor | None = None) -> Tensor:
         x = norm_ops.upcast(inputs, self.compute_dtype)
         mask = self._position_weights(mask, inputs, x.dtype)
         if self.apply_act or self.normalizes_without_act:
@@ -92,7 +95,7 @@ class _EvoNorm(NormalizationBase):
     def _v(self, rank, dtype):
         return self._parameter(self.v, rank, dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"axis": self.axis, "apply_act": self.apply_act})
         if self.uses_v:
@@ -111,21 +114,21 @@ class _EvoNormBatch(_EvoNorm):
 
     def __init__(
         self,
-        axis=-1,
-        epsilon=1e-5,
-        momentum=0.9,
-        apply_act=True,
-        bessel_correction=False,
-        moving_variance_initializer="ones",
-        synchronized=True,
-        **kwargs,
-    ):
+        axis: int = -1,
+        epsilon: float = 1e-5,
+        momentum: float = 0.9,
+        apply_act: bool = True,
+        bessel_correction: bool = False,
+        moving_variance_initializer: InitializerLike = "ones",
+        synchronized: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(axis=axis, epsilon=epsilon, apply_act=apply_act, **kwargs)
         self.momentum = check_fraction("momentum", momentum)
         self.bessel_correction = check_bool("bessel_correction", bessel_correction)
         self.synchronized = check_bool("synchronized", synchronized)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.moving_variance = None
+        self.moving_variance: keras.Variable | None = None  # created in build() when `apply_act`
 
     def _build_statistics(self, input_shape, channels):
         if self.apply_act:
@@ -153,6 +156,8 @@ class _EvoNormBatch(_EvoNorm):
         if self.bessel_correction:
             count = ops.reshape(ops.stop_gradient(count), (-1,))
             variance = variance * count / maximum(count - 1.0, 1.0)
+        # Only the normalizing path (`apply_act=True`) updates it, and build() created it then.
+        assert self.moving_variance is not None
         moving = ops.convert_to_tensor(self.moving_variance)
         variance = ops.cast(variance, moving.dtype)
         self.moving_variance.assign(self.momentum * moving + (1.0 - self.momentum) * variance)
@@ -162,7 +167,7 @@ class _EvoNormBatch(_EvoNorm):
         mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
         return self.evonorm(x, batch_variance, mean_square, self.epsilon)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -366,7 +371,9 @@ class _EvoNormSample(_EvoNorm):
     # "variance" (S0, S1) or "mean_square" (S2), over positions and the channels of a group.
     group_statistic = "variance"
 
-    def __init__(self, axis=-1, epsilon=1e-5, groups=32, group_size=None, **kwargs):
+    def __init__(
+        self, axis: int = -1, epsilon: float = 1e-5, groups: int = 32, group_size: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(axis=axis, epsilon=epsilon, **kwargs)
         self.groups = check_int("groups", groups, minimum=1)
         self.group_size = None if group_size is None else check_int("group_size", group_size, 1)
@@ -411,7 +418,7 @@ class _EvoNormSample(_EvoNorm):
         statistic = ops.reshape(statistic, [-1] + broadcast_shape(rank, (axis,), (channels,))[1:])
         return norm_ops.evonorm_s(x, statistic, self.epsilon, v=v, apply_act=self.apply_act)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"groups": self.groups, "group_size": self.group_size})
         return config
@@ -558,12 +565,17 @@ class EvoNormS2(_EvoNormSample):
     group_statistic = "mean_square"
 
 
-class _TimmAVariant:
-    """timm's S0a/S1a/S2a: `apply_act=False` still normalizes, and `epsilon` defaults to 1e-3."""
+class _TimmAVariant(_EvoNormSample):
+    """timm's S0a/S1a/S2a: `apply_act=False` still normalizes, and `epsilon` defaults to 1e-3.
+
+    A mixin, listed first in `EvoNormS0a(_TimmAVariant, EvoNormS0)` etc. It derives from
+    `_EvoNormSample` so that its `super().__init__(axis=..., epsilon=...)` is typed; the MRO is the
+    one a plain mixin gives: `EvoNormS0a, _TimmAVariant, EvoNormS0, _EvoNormSample, ...`.
+    """
 
     normalizes_without_act = True
 
-    def __init__(self, axis=-1, epsilon=1e-3, **kwargs):
+    def __init__(self, axis: int = -1, epsilon: float = 1e-3, **kwargs: Any) -> None:
         super().__init__(axis=axis, epsilon=epsilon, **kwargs)
 
 

@@ -5,6 +5,8 @@ Inference Time", arXiv 2507.02559 (after Heimersheim, "You can remove GPT2's Lay
 fine-tuning", arXiv 2409.13710). Reference: submarat/removing-layer-norm.
 """
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -12,6 +14,7 @@ from keras_norms.arguments import check_bool, check_epsilon, check_fraction, che
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.statistics import mask_weights, masked_mean, masked_moments
+from keras_norms.ops.types import Shape, Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -47,7 +50,9 @@ class FakeLayerNormalization(keras.layers.Layer):
     >>> norm.set_fake()   # from now on: (x - mean) / sigma * gamma + beta
     """
 
-    def __init__(self, epsilon=1e-5, momentum=0.9, sigma=1.0, fake=False, **kwargs):
+    def __init__(
+        self, epsilon: float = 1e-5, momentum: float = 0.9, sigma: float = 1.0, fake: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.epsilon = check_epsilon("epsilon", epsilon)
         self.momentum = check_fraction("momentum", momentum)
@@ -56,7 +61,7 @@ class FakeLayerNormalization(keras.layers.Layer):
         self.supports_masking = True
         self.autocast = False
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         width = build_feature_axis(self, input_shape)
         self.gamma = self.add_weight(name="gamma", shape=(width,), initializer="ones", autocast=False)
         self.beta = self.add_weight(name="beta", shape=(width,), initializer="zeros", autocast=False)
@@ -75,11 +80,11 @@ class FakeLayerNormalization(keras.layers.Layer):
             autocast=False,
         )
 
-    def set_fake(self, fake=True):
+    def set_fake(self, fake: bool = True) -> None:
         """Switches the layer to fake (True) or back to real (False) mode."""
         self.is_fake.assign(1.0 if check_bool("fake", fake) else 0.0)
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor | None = None) -> Tensor:
         x = upcast(inputs, self.compute_dtype)
         rank = len(x.shape)
         if mask is not None:
@@ -99,10 +104,10 @@ class FakeLayerNormalization(keras.layers.Layer):
         y = centered / denominator * ops.cast(self.gamma, x.dtype) + ops.cast(self.beta, x.dtype)
         return ops.cast(y, self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

@@ -5,12 +5,15 @@ Training of Deep Neural Networks", CVPR 2020, arXiv 1911.09737. The two layers t
 had (`tfa.layers.FilterResponseNormalization`, `tfa.layers.TLU`), for Keras 3 on every backend.
 """
 
+from typing import Any
+
 import keras
 from keras import constraints, initializers, ops, regularizers
 
 from keras_norms import ops as norm_ops
 from keras_norms.arguments import check_bool, check_int, normalize_axis
 from keras_norms.layers.base import NormalizationBase, broadcast_shape
+from keras_norms.ops.types import ConstraintLike, InitializerLike, RegularizerLike, Shape, Tensor
 
 # tensorflow-addons' initial value of the learned epsilon.
 LEARNED_EPSILON_INITIAL = 1e-4
@@ -60,24 +63,24 @@ class FilterResponseNormalization(NormalizationBase):
 
     def __init__(
         self,
-        axis=-1,
-        epsilon=1e-6,
-        learned_epsilon=False,
-        apply_act=True,
-        center=True,
-        scale=True,
-        beta_initializer="zeros",
-        gamma_initializer="ones",
-        tau_initializer="zeros",
-        beta_regularizer=None,
-        gamma_regularizer=None,
-        tau_regularizer=None,
-        beta_constraint=None,
-        gamma_constraint=None,
-        tau_constraint=None,
-        learned_epsilon_constraint=None,
-        **kwargs,
-    ):
+        axis: int = -1,
+        epsilon: float = 1e-6,
+        learned_epsilon: bool = False,
+        apply_act: bool = True,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: InitializerLike = "zeros",
+        gamma_initializer: InitializerLike = "ones",
+        tau_initializer: InitializerLike = "zeros",
+        beta_regularizer: RegularizerLike = None,
+        gamma_regularizer: RegularizerLike = None,
+        tau_regularizer: RegularizerLike = None,
+        beta_constraint: ConstraintLike = None,
+        gamma_constraint: ConstraintLike = None,
+        tau_constraint: ConstraintLike = None,
+        learned_epsilon_constraint: ConstraintLike = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             epsilon=epsilon,
             center=center,
@@ -97,10 +100,11 @@ class FilterResponseNormalization(NormalizationBase):
         self.tau_regularizer = regularizers.get(tau_regularizer)
         self.tau_constraint = constraints.get(tau_constraint)
         self.learned_epsilon_constraint = constraints.get(learned_epsilon_constraint)
-        self.tau = None
-        self.epsilon_learned = None
+        # Created in build() when `apply_act` / `learned_epsilon`.
+        self.tau: keras.Variable | None = None
+        self.epsilon_learned: keras.Variable | None = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         rank = len(input_shape)
         channels = self._build_feature_map(input_shape)
         self._build_affine((channels,))
@@ -117,7 +121,7 @@ class FilterResponseNormalization(NormalizationBase):
             )
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor | None = None) -> Tensor:
         x = norm_ops.upcast(inputs, self.compute_dtype)
         rank = len(x.shape)
         mask = self._position_weights(mask, inputs, x.dtype)
@@ -130,7 +134,7 @@ class FilterResponseNormalization(NormalizationBase):
             y = norm_ops.tlu(y, self._parameter(self.tau, rank, x.dtype))
         return ops.cast(y, self.compute_dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -168,16 +172,16 @@ class TLU(keras.layers.Layer):
 
     def __init__(
         self,
-        axis=-1,
-        affine=False,
-        tau_initializer="zeros",
-        alpha_initializer="zeros",
-        tau_regularizer=None,
-        alpha_regularizer=None,
-        tau_constraint=None,
-        alpha_constraint=None,
-        **kwargs,
-    ):
+        axis: int = -1,
+        affine: bool = False,
+        tau_initializer: InitializerLike = "zeros",
+        alpha_initializer: InitializerLike = "zeros",
+        tau_regularizer: RegularizerLike = None,
+        alpha_regularizer: RegularizerLike = None,
+        tau_constraint: ConstraintLike = None,
+        alpha_constraint: ConstraintLike = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.axis = check_int("axis", axis)
         self.affine = check_bool("affine", affine)
@@ -189,9 +193,9 @@ class TLU(keras.layers.Layer):
         self.alpha_constraint = constraints.get(alpha_constraint)
         self.supports_masking = True
         self.autocast = False
-        self.alpha = None
+        self.alpha: keras.Variable | None = None  # created in build() when `affine`
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         self._channel_axis = normalize_axis("axis", self.axis, len(input_shape))
         channels = input_shape[self._channel_axis]
         if channels is None:
@@ -218,17 +222,17 @@ class TLU(keras.layers.Layer):
             )
         self.input_spec = keras.layers.InputSpec(ndim=len(input_shape), axes={self._channel_axis: channels})
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = norm_ops.upcast(inputs, self.compute_dtype)
         shape = broadcast_shape(len(x.shape), (self._channel_axis,), (x.shape[self._channel_axis],))
         tau = ops.reshape(ops.cast(self.tau, x.dtype), shape)
         alpha = None if self.alpha is None else ops.reshape(ops.cast(self.alpha, x.dtype), shape)
         return ops.cast(norm_ops.tlu(x, tau, alpha), self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

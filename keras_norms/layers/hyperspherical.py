@@ -5,6 +5,9 @@ classification", arXiv 2102.03243 (on NormFace, Wang et al. 2017, arXiv 1704.063
 Reference: R-S-P-MODELS/pyopenset (`ModuleNormalization`, `AddNewClass`).
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
 from keras import constraints, initializers, ops, regularizers
@@ -21,6 +24,7 @@ from keras_norms.arguments import (
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
 from keras_norms.ops.dtypes import matmul, upcast
+from keras_norms.ops.types import InitializerLike, RegularizerLike, Shape, Tensor
 
 _WEIGHT_NORMS = ("reparam", "constraint")
 
@@ -46,7 +50,14 @@ class L2Normalize(keras.layers.Layer):
     >>> z = keras_norms.layers.L2Normalize(scale=16.0)(features)
     """
 
-    def __init__(self, scale=10.0, trainable_scale=False, axis=-1, epsilon=1e-12, **kwargs):
+    def __init__(
+        self,
+        scale: float = 10.0,
+        trainable_scale: bool = False,
+        axis: int = -1,
+        epsilon: float = 1e-12,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.scale = check_number("scale", scale)
         if self.scale == 0:
@@ -65,17 +76,17 @@ class L2Normalize(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         # Built at construction (a scalar weight), so the axis is checked against each input.
         axis = normalize_axis("axis", self.axis, len(inputs.shape))
         x = upcast(inputs, self.compute_dtype)
         y = ops.abs(ops.cast(self.scale_weight, x.dtype)) * linear_ops.l2_normalize(x, axis, self.epsilon)
         return ops.cast(y, self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -125,16 +136,16 @@ class CosineClassifier(keras.layers.Layer):
 
     def __init__(
         self,
-        num_classes,
-        scale=None,
-        learnable_scale=False,
-        weight_norm="reparam",
-        use_bias=False,
-        kernel_initializer="glorot_uniform",
-        kernel_regularizer=None,
-        epsilon=1e-12,
-        **kwargs,
-    ):
+        num_classes: int,
+        scale: float | None = None,
+        learnable_scale: bool = False,
+        weight_norm: str = "reparam",
+        use_bias: bool = False,
+        kernel_initializer: InitializerLike = "glorot_uniform",
+        kernel_regularizer: RegularizerLike = None,
+        epsilon: float = 1e-12,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.num_classes = check_int("num_classes", num_classes, minimum=1)
         self.scale = None if scale is None else check_positive("scale", scale)
@@ -149,7 +160,7 @@ class CosineClassifier(keras.layers.Layer):
         self.supports_masking = True
         self.autocast = False
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         dim = build_feature_axis(self, input_shape)
         self.kernel = self.add_weight(
             name="kernel",
@@ -159,10 +170,10 @@ class CosineClassifier(keras.layers.Layer):
             constraint=constraints.MinMaxNorm(1.0, 1.0, axis=0) if self.weight_norm == "constraint" else None,
             autocast=False,
         )
-        self.bias = None
+        self.bias: keras.Variable | None = None
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.num_classes,), initializer="zeros", autocast=False)
-        self.scale_weight = None
+        self.scale_weight: keras.Variable | None = None
         if self.scale is not None:
             self.scale_weight = self.add_weight(
                 name="scale",
@@ -172,7 +183,7 @@ class CosineClassifier(keras.layers.Layer):
                 autocast=False,
             )
 
-    def class_vectors(self, dtype=None):
+    def class_vectors(self, dtype: str | None = None) -> Tensor:
         """The unit class vectors (kernel columns) the logits use, `(dim, num_classes)`, in `dtype`
         (default: the kernel's)."""
         kernel = ops.cast(self.kernel, dtype or self.kernel.dtype)
@@ -180,7 +191,7 @@ class CosineClassifier(keras.layers.Layer):
             return linear_ops.l2_normalize(kernel, 0, self.epsilon)
         return kernel
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = upcast(inputs, self.compute_dtype)
         if self.scale is not None:
             x = ops.cast(self.scale_weight, x.dtype) * linear_ops.l2_normalize(x, -1, self.epsilon)
@@ -189,10 +200,10 @@ class CosineClassifier(keras.layers.Layer):
             logits = logits + ops.cast(self.bias, x.dtype)
         return ops.cast(logits, self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.num_classes)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -209,7 +220,7 @@ class CosineClassifier(keras.layers.Layer):
         return config
 
 
-def add_class_prototypes(head, embeddings_by_class):
+def add_class_prototypes(head: CosineClassifier, embeddings_by_class: Sequence[Tensor]) -> CosineClassifier:
     """A copy of a built `CosineClassifier` with one new class per array of embeddings, untrained.
 
     Each new class vector is the L2-normalized mean of its samples' embeddings, taken at the
@@ -253,7 +264,7 @@ def add_class_prototypes(head, embeddings_by_class):
     new_head.build((None, dim))
     old_vectors = ops.convert_to_numpy(head.class_vectors())
     new_head.kernel.assign(np.concatenate([old_vectors, np.stack(prototypes, axis=1)], axis=1))
-    if head.use_bias:
+    if head.bias is not None:  # built with use_bias=True
         bias = ops.convert_to_numpy(head.bias.value)
         new_head.bias.assign(np.concatenate([bias, np.zeros(len(prototypes), bias.dtype)]))
     if head.scale_weight is not None:

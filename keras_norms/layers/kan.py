@@ -6,6 +6,7 @@ Representation Learning", arXiv 2503.06112. Reference: hoangthangta/All-KAN mode
 """
 
 import math
+from typing import Any
 
 import keras
 from keras import activations, initializers, ops
@@ -14,6 +15,7 @@ from keras_norms.arguments import check_bool, check_choice, check_int
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import kan as kan_ops
 from keras_norms.ops.dtypes import matmul, statistics_dtype, upcast
+from keras_norms.ops.types import Shape, Tensor
 
 _ACTIVATIONS = ("softplus", "sigmoid", "silu", "relu", "leaky_relu", "elu", "gelu", "selu", "tanh")
 _FUNC_NORMS = ("none", "global", "per_sample")
@@ -76,16 +78,16 @@ class AFKANDense(keras.layers.Layer):
 
     def __init__(
         self,
-        units,
-        grid_size=3,
-        spline_order=3,
-        base_activation="silu",
-        func="quad1",
-        func_norm="none",
-        norm="layer",
-        train_phases=True,
-        **kwargs,
-    ):
+        units: int,
+        grid_size: int = 3,
+        spline_order: int = 3,
+        base_activation: str = "silu",
+        func: str = "quad1",
+        func_norm: str = "none",
+        norm: str | None = "layer",
+        train_phases: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.units = check_int("units", units, minimum=1)
         self.grid_size = check_int("grid_size", grid_size, minimum=1)
@@ -96,7 +98,7 @@ class AFKANDense(keras.layers.Layer):
         self.norm = check_choice("norm", norm, _NORMS)
         self.train_phases = check_bool("train_phases", train_phases)
         self._activation = _torch_leaky_relu if base_activation == "leaky_relu" else activations.get(base_activation)
-        self.batch_norm = None
+        self.batch_norm: keras.layers.BatchNormalization | None = None  # exactly when norm == "batch"
         if norm == "batch":
             self.batch_norm = keras.layers.BatchNormalization(
                 momentum=0.9, epsilon=1e-5, dtype=statistics_dtype(self.compute_dtype), name="batch_norm"
@@ -104,7 +106,7 @@ class AFKANDense(keras.layers.Layer):
         self.supports_masking = norm != "batch"
         self.autocast = False
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         dim = build_feature_axis(self, input_shape)
         g, k = self.grid_size, self.spline_order
         num_basis = g + k
@@ -144,7 +146,7 @@ class AFKANDense(keras.layers.Layer):
         if self.norm == "layer":
             self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones", autocast=False)
             self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros", autocast=False)
-        elif self.norm == "batch":
+        elif self.batch_norm is not None:  # norm == "batch"
             self.batch_norm.build((*input_shape[:-1], dim))
         self.kernel = self.add_weight(
             name="kernel",
@@ -153,7 +155,7 @@ class AFKANDense(keras.layers.Layer):
             autocast=False,
         )
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         x = upcast(inputs, self.compute_dtype)
         features = kan_ops.afkan_features(
             x,
@@ -176,15 +178,15 @@ class AFKANDense(keras.layers.Layer):
                 ops.cast(self.beta, x.dtype),
                 _LAYER_NORM_EPSILON,
             )
-        elif self.norm == "batch":
+        elif self.batch_norm is not None:  # norm == "batch"
             reduced = self.batch_norm(reduced, training=training)
         outputs = matmul(self._activation(reduced), ops.cast(self.kernel, x.dtype))
         return ops.cast(outputs, self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

@@ -5,14 +5,18 @@ Forecasting in Orthogonally Transformed Domain", NeurIPS 2025, arXiv 2505.08550.
 jackyue1994/OLinear (layers/newLinear.py, model/OLinear.py, dataset/Generate_corrmat.ipynb).
 """
 
+from typing import Any
+
 import keras
 import numpy as np
+import numpy.typing as npt
 from keras import constraints, initializers, ops, regularizers
 
 from keras_norms.arguments import check_bool, check_int, check_number, normalize_axis
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
 from keras_norms.ops.dtypes import matmul, upcast
+from keras_norms.ops.types import ConstraintLike, InitializerLike, RegularizerLike, Shape, Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -42,16 +46,16 @@ class NormLinear(keras.layers.Layer):
 
     def __init__(
         self,
-        units,
-        use_bias=False,
-        kernel_initializer=None,
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
-        **kwargs,
-    ):
+        units: int,
+        use_bias: bool = False,
+        kernel_initializer: InitializerLike = None,
+        bias_initializer: InitializerLike = "zeros",
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        kernel_constraint: ConstraintLike = None,
+        bias_constraint: ConstraintLike = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.units = check_int("units", units, minimum=1)
         self.use_bias = check_bool("use_bias", use_bias)
@@ -64,7 +68,7 @@ class NormLinear(keras.layers.Layer):
         self.supports_masking = True
         self.autocast = False
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         features = build_feature_axis(self, input_shape)
         self.kernel = self.add_weight(
             name="kernel",
@@ -74,7 +78,7 @@ class NormLinear(keras.layers.Layer):
             constraint=self.kernel_constraint,
             autocast=False,
         )
-        self.bias = None
+        self.bias: keras.Variable | None = None
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
@@ -86,11 +90,11 @@ class NormLinear(keras.layers.Layer):
             )
 
     @property
-    def effective_kernel(self):
+    def effective_kernel(self) -> Tensor:
         """The normalized kernel `A` actually applied, `(in, units)`, in float32 (float64 for float64)."""
         return linear_ops.normalized_linear_kernel(upcast(self.kernel, self.compute_dtype))
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         # In the compute dtype, as keras.layers.Dense; the kernel's normalization in float32 at least.
         kernel = linear_ops.normalized_linear_kernel(upcast(self.kernel, self.compute_dtype))
         outputs = matmul(ops.cast(inputs, self.compute_dtype), ops.cast(kernel, self.compute_dtype))
@@ -98,10 +102,10 @@ class NormLinear(keras.layers.Layer):
             outputs = outputs + ops.cast(self.bias, self.compute_dtype)
         return outputs
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -118,7 +122,7 @@ class NormLinear(keras.layers.Layer):
         return config
 
 
-def _check_basis(basis):
+def _check_basis(basis: npt.ArrayLike) -> np.ndarray:
     array = np.asarray(basis, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
         raise ValueError(f"`basis` must be a square 2-D array (lag, lag). Received shape {array.shape}")
@@ -154,13 +158,21 @@ class OrthoTransform(keras.layers.Layer):
     >>> z = keras_norms.layers.OrthoTransform(q)(windows)  # windows: (batch, 96)
     """
 
-    def __init__(self, basis, inverse=False, learn_offset=True, axis=-1, offset_axes=None, **kwargs):
+    def __init__(
+        self,
+        basis: npt.ArrayLike,
+        inverse: bool = False,
+        learn_offset: bool = True,
+        axis: int = -1,
+        offset_axes: list[int] | tuple[int, ...] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.basis = _check_basis(basis)
         self.inverse = check_bool("inverse", inverse)
         self.learn_offset = check_bool("learn_offset", learn_offset)
         self.axis = check_int("axis", axis)
-        self.offset_axes = None
+        self.offset_axes: tuple[int, ...] | None = None
         if offset_axes is not None:
             if not isinstance(offset_axes, (list, tuple)):
                 raise TypeError(f"`offset_axes` must be None or a list of ints. Received: offset_axes={offset_axes!r}")
@@ -168,7 +180,7 @@ class OrthoTransform(keras.layers.Layer):
         self.supports_masking = True
         self.autocast = False
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         rank = len(input_shape)
         self._axis = normalize_axis("axis", self.axis, rank)
         lag = self.basis.shape[0]
@@ -184,28 +196,29 @@ class OrthoTransform(keras.layers.Layer):
             trainable=False,
             autocast=False,
         )
-        self.offset = None
+        self.offset: keras.Variable | None = None
         if self.learn_offset:
-            axes = (self._axis,) if self.offset_axes is None else self.offset_axes
-            axes = [normalize_axis("offset_axes", a, rank) for a in axes]
+            offset_axes = (self._axis,) if self.offset_axes is None else self.offset_axes
+            axes = [normalize_axis("offset_axes", a, rank) for a in offset_axes]
             shape = [1] * (rank - 1)
             for a in axes:
-                if input_shape[a] is None:
+                size = input_shape[a]
+                if size is None:
                     raise ValueError(f"`offset_axes` axis {a} has unknown size in {input_shape}")
-                shape[a - 1] = input_shape[a]
+                shape[a - 1] = size
             self.offset = self.add_weight(name="offset", shape=tuple(shape), initializer="zeros", autocast=False)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = upcast(inputs, self.compute_dtype)
         y = linear_ops.orthogonal_transform(x, ops.cast(self.basis_weight, x.dtype), self._axis, self.inverse)
         if self.learn_offset:
             y = y + ops.cast(self.offset, x.dtype)
         return ops.cast(y, self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -219,7 +232,7 @@ class OrthoTransform(keras.layers.Layer):
         return config
 
 
-def compute_orthotrans_basis(train_array, lag, min_variance=1e-4):
+def compute_orthotrans_basis(train_array: npt.ArrayLike, lag: int, min_variance: float = 1e-4) -> np.ndarray:
     """The OrthoTrans basis `Q` of a multivariate series, from its training split only.
 
     For each channel: the lag matrix `L` (`lag` rows, row `i` = `series[i : n - lag + i + 1]`),

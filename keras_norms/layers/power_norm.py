@@ -6,6 +6,9 @@ Transformers", ICML 2020, arXiv 2003.07845. Authors' code: `sIncerass/powernorm`
 """
 
 import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 import keras
 from keras import ops
@@ -15,9 +18,10 @@ from keras_norms.arguments import check_bool, check_fraction, check_int, check_m
 from keras_norms.layers.base import NormalizationBase
 from keras_norms.ops import power_norm
 from keras_norms.ops.statistics import mask_weights
+from keras_norms.ops.types import Shape, Tensor
 
 
-def _outside_torch_compile(function):
+def _outside_torch_compile(function: Callable[..., Any]) -> Callable[..., Any]:
     """`function`, kept out of `torch.compile` graphs on the torch backend.
 
     In a compiled graph AOTAutograd may recompute forward values in the backward pass from the
@@ -32,7 +36,7 @@ def _outside_torch_compile(function):
     return torch.compiler.disable(function)
 
 
-def _gradient_accumulation_steps_of_running_fit():
+def _gradient_accumulation_steps_of_running_fit() -> int | None:
     """`gradient_accumulation_steps` of the optimizer of the `Model.train_step` calling this, or None.
 
     A layer never sees the optimizer. `fit` and `train_on_batch` call (or, under jit, trace)
@@ -40,14 +44,15 @@ def _gradient_accumulation_steps_of_running_fit():
     optimizer (a `LossScaleOptimizer`'s inner one included). A custom training loop that calls
     `optimizer.apply` itself is not seen.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         owner = frame.f_locals.get("self")
         if frame.f_code.co_name == "train_step" and isinstance(owner, keras.Model):
             optimizer = getattr(owner, "optimizer", None)
             for candidate in (optimizer, getattr(optimizer, "inner_optimizer", None)):
-                if getattr(candidate, "gradient_accumulation_steps", None):
-                    return candidate.gradient_accumulation_steps
+                steps = getattr(candidate, "gradient_accumulation_steps", None)
+                if steps:
+                    return steps
             return None
         frame = frame.f_back
     return None
@@ -148,18 +153,18 @@ class PowerNormalization(NormalizationBase):
 
     def __init__(
         self,
-        axis=-1,
-        epsilon=1e-5,
-        alpha_fwd=0.9,
-        alpha_bkw=0.9,
-        warmup_steps=10000,
-        groups=1,
-        center=True,
-        scale=True,
-        exact_gradient=False,
-        synchronized=True,
-        **kwargs,
-    ):
+        axis: int = -1,
+        epsilon: float = 1e-5,
+        alpha_fwd: float = 0.9,
+        alpha_bkw: float = 0.9,
+        warmup_steps: int = 10000,
+        groups: int = 1,
+        center: bool = True,
+        scale: bool = True,
+        exact_gradient: bool = False,
+        synchronized: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(epsilon=epsilon, center=center, scale=scale, **kwargs)
         self.axis = check_int("axis", axis)
         self.alpha_fwd = check_fraction("alpha_fwd", alpha_fwd)
@@ -168,12 +173,13 @@ class PowerNormalization(NormalizationBase):
         self.groups = check_int("groups", groups, minimum=1)
         self.exact_gradient = check_bool("exact_gradient", exact_gradient)
         self.synchronized = check_bool("synchronized", synchronized)
-        self.moving_quadratic_mean = None
-        self.backward_statistic = None
-        self.backward_loss_scale = None
-        self.step = None
+        # Created in build() (the backward ones unless `exact_gradient`).
+        self.moving_quadratic_mean: keras.Variable | None = None
+        self.backward_statistic: keras.Variable | None = None
+        self.backward_loss_scale: keras.Variable | None = None
+        self.step: keras.Variable | None = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         rank = len(input_shape)
         if rank not in (2, 3):
             raise ValueError(
@@ -227,7 +233,7 @@ class PowerNormalization(NormalizationBase):
         )
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={self._channel_axis: channels})
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor | None = None) -> Tensor:
         x = norm_ops.upcast(inputs, self.compute_dtype)
         rank = len(x.shape)
         if mask is not None:
@@ -241,6 +247,8 @@ class PowerNormalization(NormalizationBase):
         return _outside_torch_compile(self._training_call)(xs, moving, mask)
 
     def _training_call(self, xs, moving, mask):
+        # Called only once built, when these two exist.
+        assert self.moving_quadratic_mean is not None and self.step is not None
         rank = len(xs.shape)
         if not self.exact_gradient:
             steps = _gradient_accumulation_steps_of_running_fit()
@@ -287,7 +295,7 @@ class PowerNormalization(NormalizationBase):
         self.step.assign(step)
         return ops.cast(self._affine(z), self.compute_dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

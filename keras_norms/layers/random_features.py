@@ -5,17 +5,21 @@ ICLR 2024, arXiv 2310.13225. Reference: arijitthegame/neural-network-kernels src
 (`NNK_Relu`, `phi_relu_mapping_torch`).
 """
 
+from typing import Any, cast
+
 import keras
 import numpy as np
+import numpy.typing as npt
 from keras import initializers, ops
 
 from keras_norms.arguments import check_bool, check_int, check_number
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import random_features as feature_ops
 from keras_norms.ops.dtypes import matmul, upcast
+from keras_norms.ops.types import Shape, Tensor
 
 
-def gaussian_projection(num_features, dim, orthogonal, seed):
+def gaussian_projection(num_features: int, dim: int, orthogonal: bool, seed: int | None) -> np.ndarray:
     """A `(num_features, dim)` Gaussian projection; with `orthogonal=True`, orthogonal random features.
 
     Orthogonal: blocks of `dim` orthonormal rows (QR of a Gaussian matrix) with each row rescaled
@@ -67,22 +71,27 @@ class SNNKDense(keras.layers.Layer):
 
     def __init__(
         self,
-        units,
-        num_random_features,
-        relu_floor=0.0,
-        orthogonal=False,
-        seed=None,
-        init_from_kernel=None,
-        use_bias=False,
-        **kwargs,
-    ):
+        units: int,
+        num_random_features: int,
+        relu_floor: float = 0.0,
+        orthogonal: bool = False,
+        seed: int | None = None,
+        init_from_kernel: npt.ArrayLike | Tensor | None = None,
+        use_bias: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.units = check_int("units", units, minimum=1)
         self.num_random_features = check_int("num_random_features", num_random_features, minimum=1)
         self.relu_floor = check_number("relu_floor", relu_floor)
         self.orthogonal = check_bool("orthogonal", orthogonal)
-        self.seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else check_int("seed", seed, 0)
-        self.init_from_kernel = None
+        if seed is None:
+            # Without an argument, SeedSequence draws its entropy from the OS: an int (the stubs
+            # also allow the sequence or None that it takes as an argument).
+            self.seed = int(cast(int, np.random.SeedSequence().entropy) % 2**31)
+        else:
+            self.seed = check_int("seed", seed, 0)
+        self.init_from_kernel: np.ndarray | None = None
         if init_from_kernel is not None:
             kernel = np.asarray(ops.convert_to_numpy(init_from_kernel), dtype=np.float64)
             if kernel.ndim != 2 or kernel.shape[1] != self.units:
@@ -92,7 +101,7 @@ class SNNKDense(keras.layers.Layer):
         self.supports_masking = True
         self.autocast = False
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         dim = build_feature_axis(self, input_shape)
         kernel = self.init_from_kernel
         if kernel is None:
@@ -115,11 +124,11 @@ class SNNKDense(keras.layers.Layer):
             initializer=initializers.Constant(psi),
             autocast=False,
         )
-        self.bias = None
+        self.bias: keras.Variable | None = None
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros", autocast=False)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = upcast(inputs, self.compute_dtype)
         features = feature_ops.relu_random_features(x, ops.cast(self.projection, x.dtype), self.relu_floor)
         outputs = matmul(features, ops.transpose(ops.cast(self.psi, x.dtype)))
@@ -127,10 +136,10 @@ class SNNKDense(keras.layers.Layer):
             outputs = outputs + ops.cast(self.bias, x.dtype)
         return ops.cast(outputs, self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

@@ -5,6 +5,8 @@ CRMSNorm: Jiang, Gu, Zhu, Pan, "Pre-RMSNorm and Pre-CRMSNorm Transformers: Equiv
 Pre-LN Transformers", NeurIPS 2023, arXiv 2305.14858.
 """
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -12,6 +14,7 @@ from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
 from keras_norms.arguments import check_bool, check_mask, normalize_axis
 from keras_norms.layers.base import NormalizationBase
+from keras_norms.ops.types import InitializerLike, Shape, Tensor
 
 
 class _RootMeanSquareBase(NormalizationBase):
@@ -19,14 +22,14 @@ class _RootMeanSquareBase(NormalizationBase):
 
     def __init__(
         self,
-        axis=-1,
-        epsilon=1e-6,
-        center=False,
-        scale=True,
-        zero_centered_gamma=False,
-        gamma_initializer=None,
-        **kwargs,
-    ):
+        axis: int | list[int] | tuple[int, ...] = -1,
+        epsilon: float = 1e-6,
+        center: bool = False,
+        scale: bool = True,
+        zero_centered_gamma: bool = False,
+        gamma_initializer: InitializerLike = None,
+        **kwargs: Any,
+    ) -> None:
         zero_centered_gamma = check_bool("zero_centered_gamma", zero_centered_gamma)
         if gamma_initializer is None:
             gamma_initializer = "zeros" if zero_centered_gamma else "ones"
@@ -45,9 +48,9 @@ class _RootMeanSquareBase(NormalizationBase):
             or not axes
         ):
             raise TypeError(f"`axis` must be an int or a non-empty list of ints. Received: axis={axis!r}")
-        self.axis = axis if isinstance(axis, int) else list(axis)
+        self.axis: int | list[int] = axis if isinstance(axis, int) else list(axis)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         rank = len(input_shape)
         axes = [self.axis] if isinstance(self.axis, int) else list(self.axis)
         self._param_axes = tuple(sorted(normalize_axis("axis", a, rank) for a in axes))
@@ -87,7 +90,7 @@ class _RootMeanSquareBase(NormalizationBase):
             check_mask(type(self).__name__, mask, x.shape, (len(x.shape) - 1,))
         return x, axes
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor | None = None) -> Tensor:
         # Per-token statistics: the same in training, and nothing to exclude; Keras propagates
         # the mask. Both arguments exist so the layer can stand in for any Keras norm.
         del training
@@ -95,7 +98,7 @@ class _RootMeanSquareBase(NormalizationBase):
         y = self._normalize(x, axes)
         return ops.cast(self._affine(y), self.compute_dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"axis": self.axis, "zero_centered_gamma": self.zero_centered_gamma})
         return config
@@ -141,7 +144,7 @@ class RMSNormalization(_RootMeanSquareBase):
     (2, 10, 64)
     """
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor | None = None) -> Tensor:
         fused = fast_paths.get("rms_normalization") if self._trailing else None
         if fused is None:
             return super().call(inputs, training=training, mask=mask)
@@ -198,7 +201,7 @@ class CRMSNormalization(_RootMeanSquareBase):
     (2, 10, 63)
     """
 
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(
                 f"CRMSNormalization normalizes one compressed feature axis: `axis` must be an int. "

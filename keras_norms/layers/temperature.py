@@ -6,6 +6,7 @@ megatron/model/tempnet.py). Train it with `keras_norms.losses.TauDROCrossEntropy
 """
 
 import math
+from typing import Any
 
 import keras
 from keras import initializers, ops
@@ -15,6 +16,7 @@ from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import linear as linear_ops
 from keras_norms.ops import temperature as temperature_ops
 from keras_norms.ops.dtypes import matmul, statistics_dtype, upcast
+from keras_norms.ops.types import Shape, Tensor
 
 _NORMALIZE_EPSILON = 1e-24  # squared: torch's F.normalize clamps the norm at 1e-12
 
@@ -54,7 +56,15 @@ class TempNet(keras.layers.Layer):
     >>> outputs = keras.layers.Concatenate()([logits, tau])  # for TauDROCrossEntropy
     """
 
-    def __init__(self, hidden_units=256, tau_min=0.5, tau_max=5.0, dropout=0.5, normalize_input=True, **kwargs):
+    def __init__(
+        self,
+        hidden_units: int = 256,
+        tau_min: float = 0.5,
+        tau_max: float = 5.0,
+        dropout: float = 0.5,
+        normalize_input: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.hidden_units = check_int("hidden_units", hidden_units, minimum=1)
         self.tau_min = check_positive("tau_min", tau_min)
@@ -67,7 +77,7 @@ class TempNet(keras.layers.Layer):
         self.supports_masking = True
         self.autocast = False
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         vocab = build_feature_axis(self, input_shape)
         units = self.hidden_units
         weights = {
@@ -83,7 +93,7 @@ class TempNet(keras.layers.Layer):
             weight = self.add_weight(name=name, shape=shape, initializer=initializer, autocast=False)
             setattr(self, name, weight)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         x = upcast(inputs, self.compute_dtype)
         if self.normalize_input:
             x = linear_ops.l2_normalize(x, -1, _NORMALIZE_EPSILON)
@@ -102,10 +112,10 @@ class TempNet(keras.layers.Layer):
         )
         return ops.cast(tau, self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], 1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

@@ -5,12 +5,15 @@ with Large Step Sizes", arXiv 2412.08424. The normalized step `w -= gamma * grad
 plain gradient descent with step `gamma` on `log f(w)`, since `grad log f = grad f / f`.
 """
 
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_norms.ops import losses as loss_ops
 from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.statistics import masked_mean
+from keras_norms.ops.types import Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -38,8 +41,14 @@ class LogMeanLoss(keras.losses.Loss):
     >>> model.fit(x, y, batch_size=len(x), epochs=50)
     """
 
-    def __init__(self, base="logistic", name="log_mean_loss", dtype=None):
+    def __init__(
+        self,
+        base: str | keras.losses.Loss | dict[str, Any] = "logistic",
+        name: str = "log_mean_loss",
+        dtype: str | keras.DTypePolicy | None = None,
+    ) -> None:
         super().__init__(name=name, reduction="sum_over_batch_size", dtype=dtype)
+        self.base: str | keras.losses.Loss  # "logistic" or a Loss
         if base == "logistic":
             self.base = base
         elif isinstance(base, keras.losses.Loss):
@@ -49,7 +58,7 @@ class LogMeanLoss(keras.losses.Loss):
         else:
             raise TypeError(f'`base` must be "logistic" or a keras.losses.Loss. Received: base={base!r}')
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> Tensor:
         if sample_weight is not None:
             raise ValueError(
                 "LogMeanLoss is the log of the full-batch mean; it takes no sample_weight. "
@@ -57,13 +66,13 @@ class LogMeanLoss(keras.losses.Loss):
             )
         return super().__call__(y_true, y_pred)
 
-    def call(self, y_true, y_pred):
-        if self.base == "logistic":
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        if isinstance(self.base, str):  # "logistic"
             return loss_ops.log_mean_logistic_loss(y_true, y_pred)
         values = upcast(self.base.call(y_true, y_pred))
         return ops.log(ops.reshape(masked_mean(values, tuple(range(len(values.shape)))), ()))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.pop("reduction", None)
         base = self.base if self.base == "logistic" else keras.losses.serialize(self.base)

@@ -5,12 +5,14 @@ Foundation Models via DRO", ICML 2024, arXiv 2404.04575. Reference: zhqiu/TempNe
 """
 
 import math
+from typing import Any
 
 import keras
 from keras import ops
 
 from keras_norms.arguments import check_int, check_number
 from keras_norms.ops import losses as loss_ops
+from keras_norms.ops.types import Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -41,17 +43,17 @@ class TauDROCrossEntropy(keras.losses.Loss):
 
     def __init__(
         self,
-        rho=0.0,
-        vocab_size=None,
-        reduction="sum_over_batch_size",
-        name="tau_dro_cross_entropy",
-        dtype=None,
-    ):
+        rho: float = 0.0,
+        vocab_size: int | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "tau_dro_cross_entropy",
+        dtype: str | keras.DTypePolicy | None = None,
+    ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.rho = check_number("rho", rho, minimum=0.0)
         self.vocab_size = None if vocab_size is None else check_int("vocab_size", vocab_size, 2)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Tensor, y_pred: Tensor | dict[str, Tensor]) -> Tensor:
         if isinstance(y_pred, dict):
             logits, tau = y_pred["logits"], y_pred["tau"]
         else:
@@ -59,7 +61,7 @@ class TauDROCrossEntropy(keras.losses.Loss):
         vocab_size = self.vocab_size or ops.shape(logits)[-1]
         return loss_ops.tau_dro_cross_entropy(y_true, logits, tau, self.rho, math.log(vocab_size))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"rho": self.rho, "vocab_size": self.vocab_size})
         return config

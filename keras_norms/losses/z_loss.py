@@ -4,10 +4,13 @@ Paper: de Brebisson & Vincent, "The Z-loss: a shift and scale invariant classifi
 belonging to the Spherical Family", arXiv 1604.08859. Not the PaLM/T5 "z-loss" (a `log(Z)**2` penalty).
 """
 
+from typing import Any
+
 import keras
 
 from keras_norms.arguments import check_epsilon, check_number, check_positive
 from keras_norms.ops import losses as loss_ops
+from keras_norms.ops.types import Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -35,16 +38,24 @@ class ZLoss(keras.losses.Loss):
     >>> loss(keras.ops.array([2]), keras.ops.array([[1.0, 2.0, 3.0, 4.0]]))  # 1.00726
     """
 
-    def __init__(self, a=1.0, b=1.0, epsilon=1e-7, reduction="sum_over_batch_size", name="z_loss", dtype=None):
+    def __init__(
+        self,
+        a: float = 1.0,
+        b: float = 1.0,
+        epsilon: float = 1e-7,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "z_loss",
+        dtype: str | keras.DTypePolicy | None = None,
+    ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.a = check_positive("a", a)
         self.b = check_number("b", b)
         self.epsilon = check_epsilon("epsilon", epsilon)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         return loss_ops.z_loss(y_true, y_pred, self.a, self.b, self.epsilon)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"a": self.a, "b": self.b, "epsilon": self.epsilon})
         return config

@@ -2,18 +2,20 @@
 
 from keras import ops
 
+from keras_norms.ops.types import Tensor
 
-def crrelu(x, epsilon):
+
+def crrelu(x: Tensor, epsilon: float | Tensor) -> Tensor:
     """CRReLU: `relu(x) + epsilon * x * exp(-x**2 / 2)` (Sun et al., arXiv 2405.12954)."""
     return ops.relu(x) + epsilon * x * ops.exp(-0.5 * ops.square(x))
 
 
-def interpolate(value_a, value_b, alpha):
+def interpolate(value_a: Tensor, value_b: Tensor, alpha: float | Tensor) -> Tensor:
     """`alpha * value_a + (1 - alpha) * value_b`: the interpolated activation of arXiv 2501.13734."""
     return alpha * value_a + (1.0 - alpha) * value_b
 
 
-def hermite_series(x, coefficients):
+def hermite_series(x: Tensor, coefficients: Tensor) -> Tensor:
     """`sum_i coefficients[i] * He_i(x) / sqrt(i!)`: a series in normalized Hermite polynomials.
 
     `He_i` are the probabilists' Hermite polynomials (`He_0 = 1`, `He_1 = x`,

@@ -1,10 +1,21 @@
 """Test-time batch-statistics calibration (alpha-BN; You, Li, Zhao, arXiv 2110.04065)."""
 
+from collections.abc import Sequence
+
 from keras_norms.ops.dtypes import maximum
 from keras_norms.ops.statistics import masked_moments
+from keras_norms.ops.types import Tensor
 
 
-def calibrated_moments(x, axes, source_mean, source_variance, test_weight, weights=None, synchronized=False):
+def calibrated_moments(
+    x: Tensor,
+    axes: Sequence[int],
+    source_mean: Tensor,
+    source_variance: Tensor,
+    test_weight: float,
+    weights: Tensor | None = None,
+    synchronized: bool = False,
+) -> tuple[Tensor, Tensor]:
     """`(1 - a) * source + a * test` for the mean and the variance; `a = test_weight`.
 
     The test statistics are the current batch's over `axes` (masked positions excluded), with the

@@ -18,8 +18,10 @@ import warnings
 
 from keras import backend
 
+from keras_norms.ops.types import Tensor
 
-def replica_count():
+
+def replica_count() -> int:
     """How many replicas `cross_replica_sum` adds over (1 outside a multi-replica context)."""
     if backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -34,7 +36,7 @@ def replica_count():
     return 1
 
 
-def cross_replica_sum(x):
+def cross_replica_sum(x: Tensor) -> Tensor:
     """`x` summed over the replicas of the current data-parallel step (see the module docstring)."""
     if replica_count() == 1:
         return x

@@ -7,8 +7,10 @@ backend (on JAX, with `jax_enable_x64` on, as JAX itself requires for any float6
 
 from keras import backend, ops
 
+from keras_norms.ops.types import Tensor
 
-def statistics_dtype(*dtypes):
+
+def statistics_dtype(*dtypes: str | None) -> str:
     """`"float64"` if any of `dtypes` is float64, else `"float32"`.
 
     Integers, float16 and bfloat16 compute in float32: a float16 variance of activations in the
@@ -18,7 +20,7 @@ def statistics_dtype(*dtypes):
     return "float64" if "float64" in standardized else "float32"
 
 
-def upcast(x, dtype=None):
+def upcast(x: Tensor, dtype: str | None = None) -> Tensor:
     """`x` in `statistics_dtype(x.dtype, dtype)`; pass a layer's `compute_dtype` as `dtype`.
 
     A float32 layer given float64 input computes in float64 (its output is still cast to the
@@ -28,7 +30,7 @@ def upcast(x, dtype=None):
     return ops.cast(x, statistics_dtype(x.dtype, dtype))
 
 
-def to_floating(x, dtype):
+def to_floating(x: Tensor, dtype: str) -> Tensor:
     """`x` cast to `dtype` if it is not floating point (integer or bool input), else as it is.
 
     For element-wise activations, which compute in their input's precision: integer input is
@@ -51,14 +53,14 @@ def _is_float64(*tensors):
     return any(not isinstance(t, (int, float)) and backend.standardize_dtype(t.dtype) == "float64" for t in tensors)
 
 
-def maximum(x, y):
+def maximum(x: Tensor | float, y: Tensor | float) -> Tensor:
     """`ops.maximum(x, y)`, float64 kept on PyTorch; at ties, `x` (and its gradient)."""
     if _is_float64(x, y):
         return ops.where(x >= y, x, y)
     return ops.maximum(x, y)
 
 
-def matmul(x, kernel):
+def matmul(x: Tensor, kernel: Tensor) -> Tensor:
     """`ops.matmul(x, kernel)` for a 2-D `kernel`, float64 kept on PyTorch."""
     if _is_float64(x, kernel):
         return ops.einsum("...i,ij->...j", x, kernel)

@@ -12,21 +12,22 @@ sample-dependent; S (sample) variants use group statistics of the current sample
 from keras import ops
 
 from keras_norms.ops.dtypes import maximum
+from keras_norms.ops.types import Tensor
 
 
-def evonorm_b0(x, batch_variance, instance_variance, v, epsilon):
+def evonorm_b0(x: Tensor, batch_variance: Tensor, instance_variance: Tensor, v: Tensor, epsilon: float) -> Tensor:
     """B0: `x / max(sqrt(s2_b + eps), v * x + sqrt(s2_i + eps))`."""
     right = v * x + ops.sqrt(instance_variance + epsilon)
     return _divide_by_max(x, batch_variance, right, epsilon)
 
 
-def evonorm_b1(x, batch_variance, instance_mean_square, epsilon):
+def evonorm_b1(x: Tensor, batch_variance: Tensor, instance_mean_square: Tensor, epsilon: float) -> Tensor:
     """B1: `x / max(sqrt(s2_b + eps), (x + 1) * sqrt(m2_i + eps))`."""
     right = (x + 1.0) * ops.sqrt(instance_mean_square + epsilon)
     return _divide_by_max(x, batch_variance, right, epsilon)
 
 
-def evonorm_b2(x, batch_variance, instance_mean_square, epsilon):
+def evonorm_b2(x: Tensor, batch_variance: Tensor, instance_mean_square: Tensor, epsilon: float) -> Tensor:
     """B2: `x / max(sqrt(s2_b + eps), sqrt(m2_i + eps) - x)`."""
     right = ops.sqrt(instance_mean_square + epsilon) - x
     return _divide_by_max(x, batch_variance, right, epsilon)
@@ -37,7 +38,9 @@ def _divide_by_max(x, batch_variance, right, epsilon):
     return x / maximum(ops.sqrt(batch_variance + epsilon), right)
 
 
-def evonorm_s(x, group_statistic, epsilon, v=None, apply_act=True):
+def evonorm_s(
+    x: Tensor, group_statistic: Tensor, epsilon: float, v: Tensor | None = None, apply_act: bool = True
+) -> Tensor:
     """S0/S1/S2: `x * sigmoid(v * x) / sqrt(group_statistic + eps)`.
 
     `group_statistic` is the group variance (S0, S1) or the group mean square (S2); S1 and S2

@@ -1,9 +1,12 @@
 """AF-KAN: Kolmogorov-Arnold layers with activation-function basis features (Ta & Tran, arXiv 2503.06112)."""
 
+from collections.abc import Callable
+
 from keras import ops
 
 from keras_norms.ops.dtypes import matmul, maximum
 from keras_norms.ops.statistics import masked_moments
+from keras_norms.ops.types import Tensor
 
 _FEATURE_FUNCTIONS = {
     "quad1": lambda u, v: ops.square(u * v),
@@ -23,7 +26,14 @@ def _min_max(features, axes):
     return (features - low) / (high - low)
 
 
-def afkan_features(x, phase_low, phase_high, activation, function, func_norm):
+def afkan_features(
+    x: Tensor,
+    phase_low: Tensor,
+    phase_high: Tensor,
+    activation: Callable[[Tensor], Tensor],
+    function: str,
+    func_norm: str,
+) -> Tensor:
     """Basis features `f_ij = func(act(x_i - low_j), act(high_j - x_i))`, shape `(..., D, K)`.
 
     `func_norm`: `"none"`; `"global"`, the reference's batch-dependent min-max over the whole
@@ -40,7 +50,7 @@ def afkan_features(x, phase_low, phase_high, activation, function, func_norm):
     return features
 
 
-def afkan_global_attention(features, score_kernel, score_bias, temperature):
+def afkan_global_attention(features: Tensor, score_kernel: Tensor, score_bias: Tensor, temperature: Tensor) -> Tensor:
     """`alpha_i * sum_j f_ij` with `alpha = softmax_i(s_i / max(T, 1))`, `s_i = f_i . a + c`.
 
     The softmax runs over the D input features, not over the basis. A temperature below 1
@@ -51,6 +61,6 @@ def afkan_global_attention(features, score_kernel, score_bias, temperature):
     return attention[..., 0] * ops.sum(features, axis=-1)
 
 
-def layer_norm(x, gamma, beta, epsilon):
+def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Tensor:
     mean, variance, _ = masked_moments(x, (len(x.shape) - 1,))
     return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta

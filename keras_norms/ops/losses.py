@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.statistics import masked_moments
+from keras_norms.ops.types import Tensor
 
 # Below this, log(softplus(u)) = u to float32 and float64 precision, and softplus(u) underflows.
 _LOG_SOFTPLUS_LINEAR_BELOW = -20.0
@@ -14,7 +15,7 @@ def _take_label(values, labels):
     return ops.squeeze(ops.take_along_axis(values, labels, axis=-1), -1)
 
 
-def z_loss(labels, logits, a, b, epsilon):
+def z_loss(labels: Tensor, logits: Tensor, a: float, b: float, epsilon: float) -> Tensor:
     """Z-loss (de Brebisson & Vincent, arXiv 1604.08859): `softplus(a * (b - z_label)) / a`.
 
     `z = (o - mean(o)) / sqrt(var(o) + epsilon)` over the last axis (population variance), so the
@@ -28,14 +29,14 @@ def z_loss(labels, logits, a, b, epsilon):
     return ops.softplus(a * (b - _take_label(z, labels))) / a
 
 
-def log_softplus(u):
+def log_softplus(u: Tensor) -> Tensor:
     """`log(softplus(u))` without underflow: equal to `u` below -20, where softplus(u) = exp(u)."""
     linear = u < _LOG_SOFTPLUS_LINEAR_BELOW
     safe = ops.where(linear, _LOG_SOFTPLUS_LINEAR_BELOW, u)
     return ops.where(linear, u, ops.log(ops.softplus(safe)))
 
 
-def log_mean_logistic_loss(labels, logits):
+def log_mean_logistic_loss(labels: Tensor, logits: Tensor) -> Tensor:
     """`log(mean_i log(1 + exp(-m_i)))`, `m_i = (2 y_i - 1) * logit_i`, for any margin size.
 
     Computed as `logsumexp_i(log_softplus(-m_i)) - log(n)`: the mean loss of a separable problem
@@ -50,7 +51,7 @@ def log_mean_logistic_loss(labels, logits):
     return ops.logsumexp(log_losses) - ops.log(count)
 
 
-def tau_dro_cross_entropy(labels, logits, tau, rho, log_vocab_size):
+def tau_dro_cross_entropy(labels: Tensor, logits: Tensor, tau: Tensor, rho: float, log_vocab_size: float) -> Tensor:
     """KL-DRO cross-entropy of TempNet (Qiu et al., ICML 2024), one loss per position.
 
     For V logits::

@@ -7,16 +7,19 @@ Names: `quadratic_mean` is the per-channel mean of squares (the paper's psi^2), 
 the code's `running_phi`, and `backward_statistic` is the code's `ema_gz`.
 """
 
+from collections.abc import Sequence
+
 from keras import ops
 
 from keras_norms.ops.distributed import cross_replica_sum
 from keras_norms.ops.statistics import masked_mean_square, split_groups
+from keras_norms.ops.types import Tensor
 
 # The authors' GroupScaling1D hard-wires its own epsilon; the layer's epsilon is not used there.
 GROUP_SCALING_EPSILON = 1e-5
 
 
-def group_scaling(x, channel_axis, groups):
+def group_scaling(x: Tensor, channel_axis: int, groups: int) -> Tensor:
     """Divides each token by the root mean square of its channel group: RMSNorm without gain.
 
     `x / sqrt(mean_{channels of the group}(x**2) + 1e-5)`, groups of `channels // groups`
@@ -28,7 +31,9 @@ def group_scaling(x, channel_axis, groups):
     return ops.reshape(scaled, ops.shape(x))
 
 
-def updated_moving_quadratic_mean(moving, quadratic_mean, step, warmup_steps, alpha_fwd):
+def updated_moving_quadratic_mean(
+    moving: Tensor, quadratic_mean: Tensor, step: Tensor, warmup_steps: int, alpha_fwd: float
+) -> Tensor:
     """The code's `running_phi` update after training step `step` (counted from 1).
 
     During warmup (`step < warmup_steps`) a cumulative average runs first, and the exponential
@@ -41,17 +46,17 @@ def updated_moving_quadratic_mean(moving, quadratic_mean, step, warmup_steps, al
 
 
 def power_normalization(
-    xs,
-    quadratic_mean,
-    normalizer,
-    scaled_statistic,
-    statistic_scale,
+    xs: Tensor,
+    quadratic_mean: Tensor,
+    normalizer: Tensor,
+    scaled_statistic: Tensor,
+    statistic_scale: Tensor,
     *,
-    epsilon,
-    alpha_bkw,
-    reduce_axes,
-    synchronized=False,
-):
+    epsilon: float,
+    alpha_bkw: float,
+    reduce_axes: Sequence[int],
+    synchronized: bool = False,
+) -> tuple[Tensor, Tensor]:
     """`z = xs / sqrt(normalizer + eps)` with the code's approximate backward pass, by plain autodiff.
 
     Returns `(z, auxiliary_loss)`; `auxiliary_loss` is zero-valued and must be added to the

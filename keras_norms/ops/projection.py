@@ -6,9 +6,12 @@ normalization). Two views are tried, the channel view first: per-channel rows (a
 channel axes reduced), then the whole tensor as one row.
 """
 
+from collections.abc import Sequence
+
 from keras import ops
 
 from keras_norms.ops.dtypes import maximum
+from keras_norms.ops.types import Tensor
 
 
 def _row_sum(x, axes):
@@ -30,7 +33,9 @@ def _remove_radial(weight, update, axes, epsilon):
     return update - unit * _row_sum(unit * update, axes)
 
 
-def project_update(weight, gradient, update, channel_axes, delta, epsilon):
+def project_update(
+    weight: Tensor, gradient: Tensor, update: Tensor, channel_axes: Sequence[int], delta: float, epsilon: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """Returns `(update, channel_fired, layer_fired)`: the projected update and which view fired.
 
     A view fires when `max_row |cos(g_row, p_row)| < delta / sqrt(row_length)`; the channel view

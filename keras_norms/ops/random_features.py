@@ -3,9 +3,10 @@
 from keras import ops
 
 from keras_norms.ops.dtypes import matmul, maximum
+from keras_norms.ops.types import Tensor
 
 
-def relu_random_features(x, projection, floor):
+def relu_random_features(x: Tensor, projection: Tensor, floor: float) -> Tensor:
     """`m**-0.5 * max(x G^T, floor)` for a `(m, d)` projection `G`: features of the arc-cosine kernel.
 
     `<phi(x), phi(w)>` estimates `E_g[relu(g.x) relu(g.w)]` without bias (for `floor = 0`),

@@ -9,20 +9,23 @@ is `-sum(z)`. Then `mean(x**2) = (sum(z**2) + sum(z)**2) / d`, and
 `crms_normalization(z) == rms_normalization(concat([z, -sum(z)]))[..., :d-1]` exactly.
 """
 
+from collections.abc import Sequence
+
 from keras import ops
 
 from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.statistics import masked_mean_square
+from keras_norms.ops.types import Tensor
 
 
-def rms_normalization(x, axis, epsilon):
+def rms_normalization(x: Tensor, axis: int | Sequence[int], epsilon: float) -> Tensor:
     """`x * rsqrt(mean(x**2, axis) + epsilon)`, statistics in at least float32."""
     x = upcast(x)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     return x * ops.rsqrt(masked_mean_square(x, axes) + epsilon)
 
 
-def crms_normalization(z, axis, epsilon):
+def crms_normalization(z: Tensor, axis: int, epsilon: float) -> Tensor:
     """`z * rsqrt((sum(z**2) + sum(z)**2) / (d_z + 1) + epsilon)` over the single `axis`."""
     z = upcast(z)
     full_dim = z.shape[axis] + 1

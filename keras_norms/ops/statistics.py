@@ -10,6 +10,8 @@ position is valid. Masked positions are excluded from every statistic that reduc
 positions; statistics over features alone (per token) never see the mask.
 """
 
+from collections.abc import Sequence
+
 from keras import ops
 
 from keras_norms.ops.distributed import cross_replica_sum
@@ -17,9 +19,10 @@ from keras_norms.ops.dtypes import (
     maximum,
     upcast,  # noqa: F401  (its earlier home; kept importable)
 )
+from keras_norms.ops.types import Tensor
 
 
-def mask_weights(mask, channel_axis, dtype):
+def mask_weights(mask: Tensor, channel_axis: int, dtype: str) -> Tensor:
     """Turns a position mask (the input's shape minus `channel_axis`) into 0/1 weights.
 
     The returned tensor has the input's rank, with size 1 on the channel axis, so it broadcasts
@@ -28,7 +31,9 @@ def mask_weights(mask, channel_axis, dtype):
     return ops.expand_dims(ops.cast(mask, dtype), channel_axis)
 
 
-def masked_sum_and_count(x, axes, weights=None, synchronized=False):
+def masked_sum_and_count(
+    x: Tensor, axes: Sequence[int], weights: Tensor | None = None, synchronized: bool = False
+) -> tuple[Tensor, Tensor]:
     """`sum(x * weights)` and `sum(weights)` (broadcast to `x`) over `axes`, keeping dims.
 
     Sums and counts, not means: they add up across masked, uneven or distributed shards. With
@@ -54,7 +59,9 @@ def _safe_divide(total, count):
     return total / maximum(count, 1.0)
 
 
-def masked_moments(x, axes, weights=None, synchronized=False):
+def masked_moments(
+    x: Tensor, axes: Sequence[int], weights: Tensor | None = None, synchronized: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """Returns `(mean, variance, count)` of `x` over `axes` (dims kept), excluding weight-0 positions.
 
     The variance is biased (divides by the count) and computed in two passes, so it is never
@@ -68,7 +75,7 @@ def masked_moments(x, axes, weights=None, synchronized=False):
     return mean, _safe_divide(squared_deviation, count), count
 
 
-def masked_mean(x, axes, weights=None, synchronized=False):
+def masked_mean(x: Tensor, axes: Sequence[int], weights: Tensor | None = None, synchronized: bool = False) -> Tensor:
     """Returns `mean(x)` over `axes` (dims kept), excluding weight-0 positions (0 if none is valid).
 
     Also the mean to use without a mask: `keras.ops.mean` (and `ops.var`) compute float64 input
@@ -77,12 +84,14 @@ def masked_mean(x, axes, weights=None, synchronized=False):
     return _safe_divide(*masked_sum_and_count(x, axes, weights, synchronized))
 
 
-def masked_mean_square(x, axes, weights=None, synchronized=False):
+def masked_mean_square(
+    x: Tensor, axes: Sequence[int], weights: Tensor | None = None, synchronized: bool = False
+) -> Tensor:
     """Returns `mean(x**2)` over `axes` (dims kept), excluding weight-0 positions."""
     return masked_mean(ops.square(x), axes, weights, synchronized)
 
 
-def split_groups(x, channel_axis, groups):
+def split_groups(x: Tensor, channel_axis: int, groups: int) -> Tensor:
     """Reshapes the channel axis `C` of `x` into `(groups, C // groups)`, contiguous blocks.
 
     Channel `c` lands in group `c // (C // groups)` in either layout. Returns the reshaped tensor;

@@ -3,9 +3,12 @@
 from keras import ops
 
 from keras_norms.ops.dtypes import matmul
+from keras_norms.ops.types import Tensor
 
 
-def tempnet_temperature(hidden, log_scale, last_kernel, last_bias, tau_min, tau_max):
+def tempnet_temperature(
+    hidden: Tensor, log_scale: Tensor, last_kernel: Tensor, last_bias: Tensor, tau_min: float, tau_max: float
+) -> Tensor:
     """`tau_min + (tau_max - tau_min) * sigmoid(Lin3((softmax(h / exp(s)) - 1/M) * h))`.
 
     `hidden` is `h` of shape `(..., M)`; the centering uses `1/M` (the hidden width).

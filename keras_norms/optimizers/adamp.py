@@ -7,6 +7,8 @@ Optimizers on Scale-invariant Weights", ICLR 2021, arXiv 2006.08217. Reference: 
 
 import numbers
 import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
 
 import keras
 from keras import ops
@@ -14,11 +16,17 @@ from keras import ops
 from keras_norms.arguments import check_bool, check_epsilon, check_fraction, check_number
 from keras_norms.ops.dtypes import statistics_dtype
 from keras_norms.ops.projection import project_update
+from keras_norms.ops.types import Tensor
+
+# A learning rate as Keras optimizers take it: a number, a schedule, or a callable with no argument.
+LearningRate: TypeAlias = float | keras.optimizers.schedules.LearningRateSchedule | Callable[[], float]
+# `channel_axes`: None (`default_channel_axes`), `{variable.path: axes}`, or `variable -> axes or None`.
+ChannelAxes: TypeAlias = dict[str, Sequence[int]] | Callable[[keras.Variable], Sequence[int] | None] | None
 
 _DEPTHWISE_NAME = re.compile(r"depthwise")
 
 
-def default_channel_axes(variable):
+def default_channel_axes(variable: keras.Variable) -> tuple[int, ...]:
     """Channel axes of a Keras weight by its name: the torch "output channel" axis in Keras layout.
 
     Embedding tables (`embeddings`) are per row: axis 0. Depthwise kernels (`depthwise_kernel`,
@@ -35,7 +43,7 @@ def default_channel_axes(variable):
     return (rank - 1,)
 
 
-def channel_axes_for_model(model):
+def channel_axes_for_model(model: keras.Model) -> dict[str, tuple[int, ...]]:
     """`{variable.path: channel_axes}` for every kernel of `model`, from its layers' classes.
 
     Dense, ConvND and ConvNDTranspose: the last axis. Embedding: axis 0. DepthwiseConvND and the
@@ -44,7 +52,7 @@ def channel_axes_for_model(model):
     output (for a query kernel `(d, heads, head_dim)`, axes 1 and 2). Pass the result as
     `AdamP(channel_axes=...)`.
     """
-    axes = {}
+    axes: dict[str, tuple[int, ...]] = {}
     for layer in model._flatten_layers(include_self=False, recursive=True):
         for variable in layer._trainable_variables if hasattr(layer, "_trainable_variables") else []:
             rank = len(variable.shape)
@@ -68,7 +76,16 @@ def channel_axes_for_model(model):
 class _ProjectedOptimizer(keras.optimizers.Optimizer):
     """What AdamP and SGDP share: channel axes, the projection, decay scaled by `wd_ratio`."""
 
-    def __init__(self, learning_rate, epsilon, delta, wd_ratio, channel_axes, weight_decay=None, **kwargs):
+    def __init__(
+        self,
+        learning_rate: LearningRate,
+        epsilon: float,
+        delta: float,
+        wd_ratio: float,
+        channel_axes: ChannelAxes,
+        weight_decay: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         if isinstance(learning_rate, numbers.Real) or isinstance(learning_rate, str) or learning_rate is None:
             check_number("learning_rate", learning_rate, minimum=0.0)  # else a schedule, callable or variable
         if weight_decay is not None:
@@ -98,7 +115,7 @@ class _ProjectedOptimizer(keras.optimizers.Optimizer):
             raise ValueError(f"No channel axes for {variable.path} of shape {variable.shape}")
         return axes
 
-    def build(self, var_list):
+    def build(self, var_list: list[keras.Variable]) -> None:
         if self.built:
             return
         super().build(var_list)
@@ -109,7 +126,7 @@ class _ProjectedOptimizer(keras.optimizers.Optimizer):
             for v in var_list
         ]
 
-    def projection_counts(self):
+    def projection_counts(self) -> dict[str, dict[str, int]]:
         """`{variable.path: {"channel": n, "layer": n}}`: the steps in which each view fired."""
         counts = {}
         for variable, count in zip(self._trainable_variables, self._projection_counts):
@@ -154,7 +171,7 @@ class _ProjectedOptimizer(keras.optimizers.Optimizer):
             return update, 1.0 - learning_rate * self.weight_decay * ratio * decay_scale
         return update, 1.0
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         channel_axes = self.channel_axes
         if callable(channel_axes):
@@ -232,18 +249,18 @@ class AdamP(_ProjectedOptimizer):
 
     def __init__(
         self,
-        learning_rate=1e-3,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        weight_decay=None,
-        delta=0.1,
-        wd_ratio=0.1,
-        nesterov=False,
-        channel_axes=None,
-        name="adamp",
-        **kwargs,
-    ):
+        learning_rate: LearningRate = 1e-3,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        weight_decay: float | None = None,
+        delta: float = 0.1,
+        wd_ratio: float = 0.1,
+        nesterov: bool = False,
+        channel_axes: ChannelAxes = None,
+        name: str = "adamp",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             learning_rate,
             epsilon,
@@ -259,13 +276,13 @@ class AdamP(_ProjectedOptimizer):
         self.beta_2 = check_fraction("beta_2", beta_2, exclusive_maximum=True)
         self.nesterov = check_bool("nesterov", nesterov)
 
-    def build(self, var_list):
+    def build(self, var_list: list[keras.Variable]) -> None:
         if self.built:
             return
         super().build(var_list)
         self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: Tensor, variable: keras.Variable, learning_rate: Tensor) -> None:
         index = self._get_variable_index(variable)
         momentum, velocity = self._momentums[index], self._velocities[index]
         dtype, weight, gradient, learning_rate, (old_momentum, old_velocity) = self._computation(
@@ -286,7 +303,7 @@ class AdamP(_ProjectedOptimizer):
         update, decay = self._projected_update(variable, weight, gradient, update, learning_rate, 1.0)
         self.assign(variable, ops.cast(weight * decay - step_size * update, variable.dtype))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "nesterov": self.nesterov})
         return config
@@ -324,19 +341,19 @@ class SGDP(_ProjectedOptimizer):
 
     def __init__(
         self,
-        learning_rate,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=False,
-        weight_decay=None,
-        epsilon=1e-8,
-        delta=0.1,
-        wd_ratio=0.1,
-        channel_axes=None,
-        clovaai_buffer_alias=True,
-        name="sgdp",
-        **kwargs,
-    ):
+        learning_rate: LearningRate,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float | None = None,
+        epsilon: float = 1e-8,
+        delta: float = 0.1,
+        wd_ratio: float = 0.1,
+        channel_axes: ChannelAxes = None,
+        clovaai_buffer_alias: bool = True,
+        name: str = "sgdp",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             learning_rate,
             epsilon,
@@ -352,13 +369,13 @@ class SGDP(_ProjectedOptimizer):
         self.nesterov = check_bool("nesterov", nesterov)
         self.clovaai_buffer_alias = check_bool("clovaai_buffer_alias", clovaai_buffer_alias)
 
-    def build(self, var_list):
+    def build(self, var_list: list[keras.Variable]) -> None:
         if self.built:
             return
         super().build(var_list)
         self._buffers = self.add_optimizer_variables(var_list, "momentum_buffer")
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: Tensor, variable: keras.Variable, learning_rate: Tensor) -> None:
         buffer = self._buffers[self._get_variable_index(variable)]
         _, weight, gradient, learning_rate, (old_buffer,) = self._computation(
             variable, gradient, learning_rate, (buffer,)
@@ -372,7 +389,7 @@ class SGDP(_ProjectedOptimizer):
         self.assign(buffer, ops.cast(direction if aliased else new_buffer, buffer.dtype))
         self.assign(variable, ops.cast(weight * decay - learning_rate * direction, variable.dtype))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

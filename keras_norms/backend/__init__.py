@@ -2,9 +2,11 @@
 
 An op in `keras_norms.ops` is the reference: plain Keras ops, differentiated by the backend. A fast
 path computes the same thing faster or in less memory (fused statistics, a hand-written gradient
-that recomputes instead of storing), for one backend or for all. Layers ask `get(name)` for it
-and fall back to the reference when it returns None: fast paths off, no fast path for the current
-backend, or an input the fast path does not cover (the layer decides, e.g. masks).
+that recomputes instead of storing), for one backend or for all, with the reference's arguments
+and results. The choice is made inside the op (`with_fast_path`): it takes the fast path when one
+is on for the current backend and covers the arguments (no mask, one replica, ...), and the
+reference otherwise; layers call the op and never see which ran. Fast paths register here with
+`register(name)`; `get(name)` raises for a name that none registers.
 
 Turn every fast path off with `set_fast_paths(False)`, the `fast_paths(False)` context, or the
 environment variable `KERAS_NORMS_FAST_PATHS=0` (read at import). The switch is read when a layer
@@ -15,6 +17,7 @@ Every fast path is tested against its reference (tests/backend): outputs and all
 """
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable
 
@@ -69,10 +72,16 @@ def fast_paths(enabled):
 
 
 def get(name):
-    """The fast path `name` for the current backend, or None (off, or none for this backend)."""
+    """The fast path `name` for the current backend, or None (off, or none for this backend).
+
+    Raises ValueError for a name no backend registers (a misspelling must not fall back silently).
+    """
+    _register_all()
+    if not any(registered == name for registered, _ in _registry):
+        known = sorted({registered for registered, _ in _registry})
+        raise ValueError(f"No fast path is named {name!r}. Known names: {known}")
     if not _enabled:
         return None
-    _register_all()
     key = (name, keras_backend.backend())
     condition = _conditions.get(key)
     if condition is not None and condition():
@@ -81,9 +90,34 @@ def get(name):
 
 
 def available(name):
-    """The backends that have a fast path `name`."""
+    """The backends that have a fast path `name` (an empty list for an unknown name)."""
     _register_all()
     return [backend for backend in _BACKENDS if (name, backend) in _registry]
+
+
+def with_fast_path(name, applicable=None):
+    """Decorator for a reference op of `keras_norms.ops`: the op takes the fast path `name` when one
+    is on for the current backend and `applicable(*args, **kwargs)` is true, the reference otherwise.
+
+    The fast path takes the same arguments and returns the same results as the reference, so a
+    layer calls one function and never sees which ran. The undecorated reference stays reachable
+    as `op.reference` (for tests and benchmarks).
+    """
+
+    def decorate(reference):
+        @functools.wraps(reference)
+        def op(*args, **kwargs):
+            fast = get(name)
+            if fast is not None and (applicable is None or applicable(*args, **kwargs)):
+                return fast(*args, **kwargs)
+            return reference(*args, **kwargs)
+
+        # Function attributes, for tests and benchmarks (mypy does not model them).
+        op.reference = reference  # type: ignore[attr-defined]
+        op.fast_path_name = name  # type: ignore[attr-defined]
+        return op
+
+    return decorate
 
 
 def _register_all():

@@ -5,16 +5,18 @@ from keras_norms.ops.dtypes import upcast
 
 
 @register("rms_normalization", backends=("torch",))
-def rms_normalization(x, axes, epsilon, gamma=None):
-    """`x * rsqrt(mean(x**2, axes) + epsilon) [* gamma]` by `torch.nn.functional.rms_norm`.
+def rms_normalization(x, axis, epsilon, gamma=None):
+    """`keras_norms.ops.rms_normalization` over trailing axes (the op checks) by `F.rms_norm`.
 
-    One kernel on CUDA, the gain included (as `keras.layers.RMSNormalization` does on torch).
-    `axes` must be the trailing axes of `x` (the layer checks) and `gamma` their shape; statistics
-    in float32 at least.
+    One kernel on CUDA, the gain included (as `keras.layers.RMSNormalization` does on torch);
+    statistics in float32 at least. `gamma` broadcasts against `x`: it is reshaped to the
+    normalized axes' shape.
     """
     import torch.nn.functional as F
 
     x = upcast(x)
+    count = 1 if isinstance(axis, int) else len(axis)
+    normalized_shape = tuple(x.shape[len(x.shape) - count :])
     if gamma is not None:
-        gamma = gamma.to(x.dtype)
-    return F.rms_norm(x, tuple(x.shape[a] for a in axes), weight=gamma, eps=epsilon)
+        gamma = gamma.to(x.dtype).reshape(normalized_shape)
+    return F.rms_norm(x, normalized_shape, weight=gamma, eps=epsilon)

@@ -4,8 +4,11 @@ Paper: Liu, Brock, Simonyan, Le, "Evolving Normalization-Activation Layers", Neu
 arXiv 2004.02967. Authors' code: `tensorflow/tpu` `models/official/resnet/resnet_model.py`
 (B0, S0). timm's `layers/evo_norm.py` adds B1, B2, S1, S2 and the S*a variants.
 
-The variants differ only in the formula of `keras_norms.ops.evonorm` they call and in the
-statistics they feed it; everything else (weights, state, masks, config) is shared here.
+Everything (weights, state, masks, config) is shared by two bases, `_EvoNormBatch` and
+`_EvoNormSample`; a variant is its class attributes, which those bases read: `formula` (the op of
+`keras_norms.ops.evonorm` a B variant calls), `centered` (an S variant's group statistic: the
+variance, or the mean square), `uses_v` (the learnable `v`), and `normalizes_without_act` (timm's
+S*a variants, which also give `epsilon` another default).
 """
 
 from typing import Any
@@ -13,13 +16,10 @@ from typing import Any
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
 from keras_norms.arguments import check_bool, check_fraction, check_int
-from keras_norms.layers.base import NormalizationBase, broadcast_shape
-from keras_norms.ops.distributed import replica_count
-from keras_norms.ops.dtypes import maximum
-from keras_norms.ops.statistics import split_groups
+from keras_norms.layers.base import NormalizationBase
+from keras_norms.ops.statistics import unbiased_variance
 from keras_norms.ops.types import ConstraintLike, InitializerLike, RegularizerLike, Shape, Tensor
 
 
@@ -112,6 +112,9 @@ class _EvoNorm(NormalizationBase):
 class _EvoNormBatch(_EvoNorm):
     """EvoNorm B variants: `x / max(sqrt(s2_b + eps), right(x))`, with a moving batch variance."""
 
+    # The op that normalizes and activates: `keras_norms.ops.evonorm_b0`, `_b1` or `_b2`.
+    formula = staticmethod(norm_ops.evonorm_b0)
+
     def __init__(
         self,
         axis: int = -1,
@@ -143,29 +146,31 @@ class _EvoNormBatch(_EvoNorm):
 
     def _normalize(self, x, mask, training):
         rank = len(x.shape)
-        if training and self.trainable:
-            batch_axes = (0,) + self._spatial_axes
-            _, batch_variance, count = norm_ops.masked_moments(x, batch_axes, mask, self.synchronized)
+        training = bool(training and self.trainable)
+        moving = None if training else self._parameter(self.moving_variance, rank, x.dtype)
+        v = (self._v(rank, x.dtype),) if self.uses_v else ()
+        y, batch_variance, count = self.formula(
+            x,
+            *v,
+            spatial_axes=self._spatial_axes,
+            epsilon=self.epsilon,
+            moving_variance=moving,
+            weights=mask,
+            synchronized=self.synchronized,
+        )
+        if training:
             self._update_moving_variance(batch_variance, count)
-        else:
-            batch_variance = self._parameter(self.moving_variance, rank, x.dtype)
-        return self._formula(x, batch_variance, mask)
+        return y
 
     def _update_moving_variance(self, batch_variance, count):
         variance = ops.reshape(ops.stop_gradient(batch_variance), (-1,))
         if self.bessel_correction:
-            count = ops.reshape(ops.stop_gradient(count), (-1,))
-            variance = variance * count / maximum(count - 1.0, 1.0)
+            variance = unbiased_variance(variance, ops.reshape(ops.stop_gradient(count), (-1,)))
         # Only the normalizing path (`apply_act=True`) updates it, and build() created it then.
         assert self.moving_variance is not None
         moving = ops.convert_to_tensor(self.moving_variance)
         variance = ops.cast(variance, moving.dtype)
         self.moving_variance.assign(self.momentum * moving + (1.0 - self.momentum) * variance)
-
-    def _formula(self, x, batch_variance, mask):
-        # B1 and B2: `right(x)` uses the instance mean square; B0 overrides this.
-        mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
-        return self.evonorm(x, batch_variance, mean_square, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -239,26 +244,8 @@ class EvoNormB0(_EvoNormBatch):
     (8, 16, 16, 32)
     """
 
+    formula = staticmethod(norm_ops.evonorm_b0)
     uses_v = True
-
-    def _normalize(self, x, mask, training):
-        fused = None
-        if mask is None and not (self.synchronized and replica_count() > 1):
-            fused = fast_paths.get("evonorm_b0")
-        if fused is None:  # the reference: masks and cross-replica statistics
-            return super()._normalize(x, mask, training)
-        rank = len(x.shape)
-        training = bool(training and self.trainable)
-        moving = None if training else self._parameter(self.moving_variance, rank, x.dtype)
-        y, batch_variance, count = fused(x, self._v(rank, x.dtype), moving, self._spatial_axes, self.epsilon)
-        if training:
-            self._update_moving_variance(batch_variance, count)
-        return y
-
-    def _formula(self, x, batch_variance, mask):
-        _, instance_variance, _ = norm_ops.masked_moments(x, self._spatial_axes, mask)
-        v = self._v(len(x.shape), x.dtype)
-        return norm_ops.evonorm_b0(x, batch_variance, instance_variance, v, self.epsilon)
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -310,7 +297,7 @@ class EvoNormB1(_EvoNormBatch):
     >>> y = keras_norms.layers.EvoNormB1()(keras.random.normal((8, 16, 16, 32)), training=True)
     """
 
-    evonorm = staticmethod(norm_ops.evonorm_b1)
+    formula = staticmethod(norm_ops.evonorm_b1)
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -362,14 +349,15 @@ class EvoNormB2(_EvoNormBatch):
     >>> y = keras_norms.layers.EvoNormB2()(keras.random.normal((8, 16, 16, 32)), training=True)
     """
 
-    evonorm = staticmethod(norm_ops.evonorm_b2)
+    formula = staticmethod(norm_ops.evonorm_b2)
 
 
 class _EvoNormSample(_EvoNorm):
     """EvoNorm S variants: `x * sigmoid(v * x) / sqrt(group_statistic + eps)`, no running state."""
 
-    # "variance" (S0, S1) or "mean_square" (S2), over positions and the channels of a group.
-    group_statistic = "variance"
+    # The group statistic: the variance (S0, S1) or, when False, the mean square (S2), over the
+    # positions and the channels of a group.
+    centered = True
 
     def __init__(
         self, axis: int = -1, epsilon: float = 1e-5, groups: int = 32, group_size: int | None = None, **kwargs: Any
@@ -397,26 +385,17 @@ class _EvoNormSample(_EvoNorm):
             self._groups = self.groups
 
     def _normalize(self, x, mask, training):
-        rank = len(x.shape)
-        axis = self._channel_axis
-        v = None if self.v is None else self._v(rank, x.dtype)
-        fused = fast_paths.get("evonorm_s") if mask is None and self.apply_act else None
-        if fused is not None:
-            centered = self.group_statistic == "variance"
-            return fused(x, v, axis, self._groups, self.epsilon, centered=centered)
-        grouped = split_groups(x, axis, self._groups)
-        reduce_axes = tuple(a for a in range(1, rank + 1) if a != axis)
-        if mask is not None:
-            mask = ops.expand_dims(mask, axis + 1)
-        if self.group_statistic == "variance":
-            _, statistic, _ = norm_ops.masked_moments(grouped, reduce_axes, mask)
-        else:
-            statistic = norm_ops.masked_mean_square(grouped, reduce_axes, mask)
-        # (N, ..., G, 1, ...) -> (N, ..., C, ...) with size 1 on the positions.
-        channels = x.shape[axis]
-        statistic = ops.repeat(statistic, channels // self._groups, axis=axis + 1)
-        statistic = ops.reshape(statistic, [-1] + broadcast_shape(rank, (axis,), (channels,))[1:])
-        return norm_ops.evonorm_s(x, statistic, self.epsilon, v=v, apply_act=self.apply_act)
+        v = None if self.v is None else self._v(len(x.shape), x.dtype)
+        return norm_ops.evonorm_s(
+            x,
+            v,
+            channel_axis=self._channel_axis,
+            groups=self._groups,
+            epsilon=self.epsilon,
+            centered=self.centered,
+            apply_act=self.apply_act,
+            weights=mask,
+        )
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -562,25 +541,11 @@ class EvoNormS2(_EvoNormSample):
     >>> y = keras_norms.layers.EvoNormS2(groups=8)(keras.random.normal((8, 16, 16, 64)))
     """
 
-    group_statistic = "mean_square"
-
-
-class _TimmAVariant(_EvoNormSample):
-    """timm's S0a/S1a/S2a: `apply_act=False` still normalizes, and `epsilon` defaults to 1e-3.
-
-    A mixin, listed first in `EvoNormS0a(_TimmAVariant, EvoNormS0)` etc. It derives from
-    `_EvoNormSample` so that its `super().__init__(axis=..., epsilon=...)` is typed; the MRO is the
-    one a plain mixin gives: `EvoNormS0a, _TimmAVariant, EvoNormS0, _EvoNormSample, ...`.
-    """
-
-    normalizes_without_act = True
-
-    def __init__(self, axis: int = -1, epsilon: float = 1e-3, **kwargs: Any) -> None:
-        super().__init__(axis=axis, epsilon=epsilon, **kwargs)
+    centered = False
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
-class EvoNormS0a(_TimmAVariant, EvoNormS0):
+class EvoNormS0a(EvoNormS0):
     """EvoNorm-S0a (timm's `EvoNorm2dS0a`): `EvoNormS0` that also normalizes without the activation.
 
     With `apply_act=True` the formula is `EvoNormS0`'s. The differences are timm's: `epsilon`
@@ -593,9 +558,14 @@ class EvoNormS0a(_TimmAVariant, EvoNormS0):
     >>> y = keras_norms.layers.EvoNormS0a(groups=8, apply_act=False)(keras.random.normal((8, 16, 16, 64)))
     """
 
+    normalizes_without_act = True
+
+    def __init__(self, axis: int = -1, epsilon: float = 1e-3, **kwargs: Any) -> None:
+        super().__init__(axis=axis, epsilon=epsilon, **kwargs)
+
 
 @keras.saving.register_keras_serializable(package="keras_norms")
-class EvoNormS1a(_TimmAVariant, EvoNormS1):
+class EvoNormS1a(EvoNormS1):
     """EvoNorm-S1a (timm's `EvoNorm2dS1a`): `EvoNormS1` that also normalizes without the activation.
 
     With `apply_act=True` the formula is `EvoNormS1`'s. The differences are timm's: `epsilon`
@@ -608,9 +578,14 @@ class EvoNormS1a(_TimmAVariant, EvoNormS1):
     >>> y = keras_norms.layers.EvoNormS1a(groups=8, apply_act=False)(keras.random.normal((8, 16, 16, 64)))
     """
 
+    normalizes_without_act = True
+
+    def __init__(self, axis: int = -1, epsilon: float = 1e-3, **kwargs: Any) -> None:
+        super().__init__(axis=axis, epsilon=epsilon, **kwargs)
+
 
 @keras.saving.register_keras_serializable(package="keras_norms")
-class EvoNormS2a(_TimmAVariant, EvoNormS2):
+class EvoNormS2a(EvoNormS2):
     """EvoNorm-S2a (timm's `EvoNorm2dS2a`): `EvoNormS2` that also normalizes without the activation.
 
     With `apply_act=True` the formula is `EvoNormS2`'s. The differences are timm's: `epsilon`
@@ -622,3 +597,8 @@ class EvoNormS2a(_TimmAVariant, EvoNormS2):
 
     >>> y = keras_norms.layers.EvoNormS2a(groups=8, apply_act=False)(keras.random.normal((8, 16, 16, 64)))
     """
+
+    normalizes_without_act = True
+
+    def __init__(self, axis: int = -1, epsilon: float = 1e-3, **kwargs: Any) -> None:
+        super().__init__(axis=axis, epsilon=epsilon, **kwargs)

@@ -15,6 +15,7 @@ from keras_norms.arguments import check_bool, check_choice, check_int
 from keras_norms.layers.base import build_feature_axis
 from keras_norms.ops import kan as kan_ops
 from keras_norms.ops.dtypes import matmul, statistics_dtype, upcast
+from keras_norms.ops.layer_norm import layer_normalization
 from keras_norms.ops.types import Shape, Tensor
 
 _ACTIVATIONS = ("softplus", "sigmoid", "silu", "relu", "leaky_relu", "elu", "gelu", "selu", "tanh")
@@ -172,11 +173,8 @@ class AFKANDense(keras.layers.Layer):
             ops.cast(self.temperature, x.dtype),
         )
         if self.norm == "layer":
-            reduced = kan_ops.layer_norm(
-                reduced,
-                ops.cast(self.gamma, x.dtype),
-                ops.cast(self.beta, x.dtype),
-                _LAYER_NORM_EPSILON,
+            reduced = layer_normalization(
+                reduced, _LAYER_NORM_EPSILON, ops.cast(self.gamma, x.dtype), ops.cast(self.beta, x.dtype)
             )
         elif self.batch_norm is not None:  # norm == "batch"
             reduced = self.batch_norm(reduced, training=training)

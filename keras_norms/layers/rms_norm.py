@@ -10,7 +10,6 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
 from keras_norms.arguments import check_bool, check_mask, normalize_axis
 from keras_norms.layers.base import NormalizationBase
@@ -95,8 +94,11 @@ class _RootMeanSquareBase(NormalizationBase):
         # the mask. Both arguments exist so the layer can stand in for any Keras norm.
         del training
         x, axes = self._prepare(inputs, mask)
-        y = self._normalize(x, axes)
-        return ops.cast(self._affine(y), self.compute_dtype)
+        gamma = self._effective_gamma(len(x.shape), x.dtype) if self.scale else None
+        y = self._normalize(x, axes, gamma)  # the gain inside: one fused kernel where there is one
+        if self.center:
+            y = y + self._parameter(self.beta, len(x.shape), y.dtype)
+        return ops.cast(y, self.compute_dtype)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -144,22 +146,8 @@ class RMSNormalization(_RootMeanSquareBase):
     (2, 10, 64)
     """
 
-    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor | None = None) -> Tensor:
-        fused = fast_paths.get("rms_normalization") if self._trailing else None
-        if fused is None:
-            return super().call(inputs, training=training, mask=mask)
-        x, axes = self._prepare(inputs, mask)
-        gamma = None
-        if self.scale:  # inside the fused kernel
-            gamma = ops.cast(self.gamma, x.dtype)
-            gamma = 1.0 + gamma if self.zero_centered_gamma else gamma
-        y = fused(x, axes, self.epsilon, gamma)
-        if self.center:
-            y = y + self._parameter(self.beta, len(x.shape), y.dtype)
-        return ops.cast(y, self.compute_dtype)
-
-    def _normalize(self, x, axes):
-        return norm_ops.rms_normalization(x, axes, self.epsilon)
+    def _normalize(self, x, axes, gamma):
+        return norm_ops.rms_normalization(x, axes, self.epsilon, gamma)
 
 
 @keras.saving.register_keras_serializable(package="keras_norms")
@@ -209,5 +197,5 @@ class CRMSNormalization(_RootMeanSquareBase):
             )
         super().__init__(axis=axis, **kwargs)
 
-    def _normalize(self, x, axes):
-        return norm_ops.crms_normalization(x, axes[0], self.epsilon)
+    def _normalize(self, x, axes, gamma):
+        return norm_ops.crms_normalization(x, axes[0], self.epsilon, gamma)

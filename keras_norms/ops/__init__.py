@@ -5,6 +5,7 @@ from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.evonorm import evonorm_b0, evonorm_b1, evonorm_b2, evonorm_s
 from keras_norms.ops.filter_response import filter_response_normalization, tlu
 from keras_norms.ops.kan import afkan_features, afkan_global_attention
+from keras_norms.ops.layer_norm import layer_normalization
 from keras_norms.ops.linear import l2_normalize, normalized_linear_kernel, orthogonal_transform
 from keras_norms.ops.losses import log_mean_logistic_loss, log_softplus, tau_dro_cross_entropy, z_loss
 from keras_norms.ops.power_norm import group_scaling, power_normalization
@@ -28,6 +29,7 @@ __all__ = [
     "hermite_series",
     "interpolate",
     "l2_normalize",
+    "layer_normalization",
     "log_mean_logistic_loss",
     "log_softplus",
     "masked_mean_square",

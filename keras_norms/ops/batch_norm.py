@@ -2,8 +2,7 @@
 
 from collections.abc import Sequence
 
-from keras_norms.ops.dtypes import maximum
-from keras_norms.ops.statistics import masked_moments
+from keras_norms.ops.statistics import masked_moments, unbiased_variance
 from keras_norms.ops.types import Tensor
 
 
@@ -25,7 +24,7 @@ def calibrated_moments(
     data-parallel step (`masked_moments`).
     """
     mean, variance, count = masked_moments(x, axes, weights, synchronized)
-    variance = variance * count / maximum(count - 1.0, 1.0)
+    variance = unbiased_variance(variance, count)
     mean = (1.0 - test_weight) * source_mean + test_weight * mean
     variance = (1.0 - test_weight) * source_variance + test_weight * variance
     return mean, variance

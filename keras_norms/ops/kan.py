@@ -5,7 +5,6 @@ from collections.abc import Callable
 from keras import ops
 
 from keras_norms.ops.dtypes import matmul, maximum
-from keras_norms.ops.statistics import masked_moments
 from keras_norms.ops.types import Tensor
 
 _FEATURE_FUNCTIONS = {
@@ -59,8 +58,3 @@ def afkan_global_attention(features: Tensor, score_kernel: Tensor, score_bias: T
     scores = matmul(features, score_kernel) + score_bias  # (..., D, 1)
     attention = ops.softmax(scores / maximum(temperature, 1.0), axis=-2)
     return attention[..., 0] * ops.sum(features, axis=-1)
-
-
-def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Tensor:
-    mean, variance, _ = masked_moments(x, (len(x.shape) - 1,))
-    return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta

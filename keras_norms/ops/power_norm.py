@@ -11,8 +11,7 @@ from collections.abc import Sequence
 
 from keras import ops
 
-from keras_norms.ops.distributed import cross_replica_sum
-from keras_norms.ops.statistics import masked_mean_square, split_groups
+from keras_norms.ops.statistics import element_count, masked_mean_square, split_groups
 from keras_norms.ops.types import Tensor
 
 # The authors' GroupScaling1D hard-wires its own epsilon; the layer's epsilon is not used there.
@@ -83,12 +82,7 @@ def power_normalization(
     batch_rsqrt = ops.rsqrt(sg(quadratic_mean) + epsilon)
     z_value = sg(xs * ops.rsqrt(sg(normalizer) + epsilon))
     statistic = sg(scaled_statistic / statistic_scale)
-    positions = 1
-    for axis in reduce_axes:
-        positions = positions * ops.shape(xs)[axis]
-    positions = ops.cast(positions, xs.dtype)
-    if synchronized:  # the means over positions are over the global batch
-        positions = cross_replica_sum(positions)
+    positions = element_count(xs, reduce_axes, synchronized)  # synchronized: the global batch's
     # Value z_value; d/dxs = batch_rsqrt; d/dscaled_statistic = sum(g * z) / positions.
     z = z_value + (xs - sg(xs)) * batch_rsqrt
     z = z + (scaled_statistic - sg(scaled_statistic)) * z_value / positions

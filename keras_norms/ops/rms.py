@@ -13,22 +13,38 @@ from collections.abc import Sequence
 
 from keras import ops
 
+from keras_norms.backend import with_fast_path
 from keras_norms.ops.dtypes import upcast
-from keras_norms.ops.statistics import masked_mean_square
+from keras_norms.ops.statistics import masked_mean_square, masked_sum_and_count
 from keras_norms.ops.types import Tensor
 
 
-def rms_normalization(x: Tensor, axis: int | Sequence[int], epsilon: float) -> Tensor:
-    """`x * rsqrt(mean(x**2, axis) + epsilon)`, statistics in at least float32."""
+def _axes(x, axis):
+    rank = len(x.shape)
+    return tuple(sorted(a % rank for a in ((axis,) if isinstance(axis, int) else axis)))
+
+
+def _over_trailing_axes(x, axis, *args, **kwargs):
+    axes = _axes(x, axis)
+    return axes == tuple(range(len(x.shape) - len(axes), len(x.shape)))
+
+
+@with_fast_path("rms_normalization", applicable=_over_trailing_axes)
+def rms_normalization(x: Tensor, axis: int | Sequence[int], epsilon: float, gamma: Tensor | None = None) -> Tensor:
+    """`x * rsqrt(mean(x**2, axis) + epsilon) [* gamma]`, statistics in at least float32.
+
+    `gamma`, the gain, broadcasts against `x` (shape 1 off the normalized axes), or None. Over
+    trailing axes on torch, one `torch.nn.functional.rms_norm` call (`keras_norms.backend`).
+    """
     x = upcast(x)
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return x * ops.rsqrt(masked_mean_square(x, axes) + epsilon)
+    y = x * ops.rsqrt(masked_mean_square(x, _axes(x, axis)) + epsilon)
+    return y if gamma is None else y * gamma
 
 
-def crms_normalization(z: Tensor, axis: int, epsilon: float) -> Tensor:
-    """`z * rsqrt((sum(z**2) + sum(z)**2) / (d_z + 1) + epsilon)` over the single `axis`."""
+def crms_normalization(z: Tensor, axis: int, epsilon: float, gamma: Tensor | None = None) -> Tensor:
+    """`z * rsqrt((sum(z**2) + sum(z)**2) / (d_z + 1) + epsilon) [* gamma]` over the single `axis`."""
     z = upcast(z)
-    full_dim = z.shape[axis] + 1
-    sum_of_squares = ops.sum(ops.square(z), axis=axis, keepdims=True)
-    square_of_sum = ops.square(ops.sum(z, axis=axis, keepdims=True))
-    return z * ops.rsqrt((sum_of_squares + square_of_sum) / full_dim + epsilon)
+    total, count = masked_sum_and_count(z, (axis,))
+    total_square, _ = masked_sum_and_count(ops.square(z), (axis,))
+    y = z * ops.rsqrt((total_square + ops.square(total)) / (count + 1.0) + epsilon)
+    return y if gamma is None else y * gamma

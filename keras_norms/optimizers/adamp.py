@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from keras_norms.arguments import check_bool, check_epsilon, check_fraction, check_number
+from keras_norms.keras_internals import nested_layers, own_trainable_variables
 from keras_norms.ops.dtypes import statistics_dtype
 from keras_norms.ops.projection import project_update
 from keras_norms.ops.types import Tensor
@@ -53,8 +54,8 @@ def channel_axes_for_model(model: keras.Model) -> dict[str, tuple[int, ...]]:
     `AdamP(channel_axes=...)`.
     """
     axes: dict[str, tuple[int, ...]] = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        for variable in layer._trainable_variables if hasattr(layer, "_trainable_variables") else []:
+    for layer in nested_layers(model):
+        for variable in own_trainable_variables(layer):
             rank = len(variable.shape)
             if rank < 2:
                 continue

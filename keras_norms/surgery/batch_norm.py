@@ -3,16 +3,13 @@
 import keras
 
 from keras_norms.arguments import check_bool, check_fraction
+from keras_norms.keras_internals import nested_layers, own_trainable_variables
 from keras_norms.layers.alpha_batch_norm import AlphaBatchNormalization
 from keras_norms.surgery.rewrite import replace_layers
 
 
 def _batch_norms(model):
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    return [layer for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def freeze_all_but_batchnorm(model):
@@ -38,11 +35,11 @@ def freeze_all_but_batchnorm(model):
     if not norms:
         raise ValueError(f"`model` has no BatchNormalization layer: {model.name}")
     # Freeze weights, not layers: a frozen block would freeze the BN inside it too.
-    for layer in [model, *model._flatten_layers(include_self=False, recursive=True)]:
+    for layer in [model, *nested_layers(model)]:
         trainable = isinstance(layer, keras.layers.BatchNormalization)
         if trainable:
             layer.trainable = True
-        for variable in layer._trainable_variables:
+        for variable in own_trainable_variables(layer):
             variable.trainable = trainable
     return sum(_size(w) for w in model.trainable_weights)
 

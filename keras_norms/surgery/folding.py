@@ -54,7 +54,7 @@ def input_projections(layer):
     if isinstance(layer, keras.layers.Dense):
         return [layer]
     if isinstance(layer, keras.layers.MultiHeadAttention):
-        return [layer._query_dense, layer._key_dense, layer._value_dense]
+        return [layer.query_dense, layer.key_dense, layer.value_dense]
     raise ValueError(
         f"{layer.name} ({type(layer).__name__}) reads a LayerNorm: only Dense and MultiHeadAttention "
         "can take its folded affine."

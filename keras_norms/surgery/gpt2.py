@@ -177,7 +177,13 @@ def gpt2_parts(model: keras.Model) -> tuple[keras.Model, bool] | None:
 
 
 def convert_gpt2(model, backbone, has_lm_head, to):
-    """`convert_pre_ln` for keras-hub's `GPT2Backbone` / `GPT2CausalLM` (see there)."""
+    """`convert_pre_ln` for keras-hub's `GPT2Backbone` / `GPT2CausalLM` (see there).
+
+    keras-hub's `TransformerDecoder` exposes its sub-layers only as private attributes
+    (`_self_attention_layer`, `_self_attention_layer_norm`, `_cross_attention_layer`,
+    `_feedforward_intermediate_dense`, `_feedforward_output_dense`, `_feedforward_layer_norm`;
+    tested with keras-hub 0.32). This function is the one place that reads them.
+    """
     compress = to == "crms"
     embedding, positions, final_norm = backbone.token_embedding, backbone.position_embedding, backbone.layer_norm
     for block in backbone.transformer_layers:
@@ -230,7 +236,7 @@ def convert_gpt2(model, backbone, has_lm_head, to):
         attention = block._self_attention_layer
         new = PreNormDecoderBlock(
             num_heads=block.num_heads,
-            head_dim=attention._key_dim,
+            head_dim=attention.key_dim,
             intermediate_dim=block.intermediate_dim,
             activation=block.activation,
             dropout=block.dropout,
@@ -251,8 +257,8 @@ def convert_gpt2(model, backbone, has_lm_head, to):
             )
         writer(
             f"{block.name}/{attention.name}",
-            [new.attention._output_dense.kernel, new.attention._output_dense.bias],
-            *dense_values(attention._output_dense),
+            [new.attention.output_dense.kernel, new.attention.output_dense.bias],
+            *dense_values(attention.output_dense),
         )
         old_in, old_out = block._feedforward_intermediate_dense, block._feedforward_output_dense
         reader(

@@ -6,6 +6,7 @@ Paper: Baroni et al., "Transformers Don't Need LayerNorm at Inference Time", arX
 import keras
 
 from keras_norms.arguments import check_int
+from keras_norms.keras_internals import nested_layers
 from keras_norms.layers.fake_layer_norm import FakeLayerNormalization
 from keras_norms.surgery.folding import fold, input_projections, value_of
 from keras_norms.surgery.pre_ln import _readers, _rebuild
@@ -44,11 +45,7 @@ class LayerNormRemovalSchedule(keras.callbacks.Callback):
         return cls(steps)
 
     def _layers(self):
-        found = {
-            layer.name: layer
-            for layer in self.model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, FakeLayerNormalization)
-        }
+        found = {layer.name: layer for layer in nested_layers(self.model) if isinstance(layer, FakeLayerNormalization)}
         missing = sorted(set(self.steps) - set(found))
         if missing:
             raise ValueError(f"No FakeLayerNormalization named {missing} in the model.")

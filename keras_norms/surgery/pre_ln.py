@@ -9,6 +9,7 @@ import inspect
 
 import keras
 
+from keras_norms.keras_internals import first_call_inputs, nested_layers, own_variables, producer, readers
 from keras_norms.layers.rms_norm import CRMSNormalization, RMSNormalization
 from keras_norms.surgery.folding import affine, compress_input, fold, input_projections, recenter, value_of
 from keras_norms.surgery.gpt2 import convert_gpt2, gpt2_parts
@@ -20,21 +21,21 @@ _TARGETS = ("rms", "crms")
 
 def _source(tensor):
     """The layer that wrote `tensor`, looking through dropout and identity layers."""
-    layer = tensor._keras_history.operation
+    layer = producer(tensor)
     while isinstance(layer, _PASS_THROUGH):
-        layer = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
+        layer = producer(first_call_inputs(layer)[0])
     return layer
 
 
 def _readers(layer):
-    readers = []
-    for node in layer._outbound_nodes:
-        reader = node.operation
+    """The layers that read `layer`'s output, looking through dropout and identity layers."""
+    found = []
+    for reader in readers(layer):
         if isinstance(reader, _PASS_THROUGH):
-            readers.extend(_readers(reader))
+            found.extend(_readers(reader))
         else:
-            readers.append(reader)
-    return readers
+            found.append(reader)
+    return found
 
 
 def _plan(model):
@@ -59,7 +60,7 @@ def _plan(model):
     producers = {}
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     for add in adds:
-        for tensor in add._inbound_nodes[0].input_tensors:
+        for tensor in first_call_inputs(add):
             source = _source(tensor)
             if isinstance(source, keras.layers.Add):
                 continue
@@ -100,8 +101,9 @@ def convert_pre_ln(model, to="rms"):
 
     Also keras-hub's `GPT2Backbone` and `GPT2CausalLM`. These come back as functional models of
     `PreNormDecoderBlock`s with the same inputs (`token_ids`, `padding_mask`); `generate()` and
-    presets stay with the original. The causal LM's tied embedding is untied (docs/references/normalization.md, "CRMSNorm and the Pre-LN conversion"): the
-    input table is recentered while a separate `lm_head` Dense takes the final LayerNorm's affine.
+    presets stay with the original. The causal LM's tied embedding is untied
+    (docs/references/normalization.md, "CRMSNorm and the Pre-LN conversion"): the input table is
+    recentered while a separate `lm_head` Dense takes the final LayerNorm's affine.
     A converted backbone still returns the final LayerNorm's output: an RMSNorm with its `gamma`,
     `beta` (`"rms"`), or a `decompress` Dense from `d - 1` to `d` features (`"crms"`).
 
@@ -137,7 +139,7 @@ def convert_pre_ln(model, to="rms"):
         if isinstance(layer, keras.layers.Embedding):
             owner, kernel_name, bias = layer, "embeddings", None
         else:
-            owner = layer if isinstance(layer, keras.layers.Dense) else layer._output_dense
+            owner = layer if isinstance(layer, keras.layers.Dense) else layer.output_dense
             kernel_name, bias = "kernel", owner.bias
         key = (id(owner), kernel_name)
         kernel, bias = recenter(
@@ -197,7 +199,7 @@ def _rebuild(source, choose, new_weights):
         return layer(*args, **kwargs)
 
     model = keras.models.clone_model(source, clone_function=clone_function, call_function=call_function)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in nested_layers(model):
         original = originals.get(id(layer))
         if original is not None:
             _copy_weights(original, layer, new_weights)
@@ -205,13 +207,10 @@ def _rebuild(source, choose, new_weights):
 
 
 def _copy_weights(original, clone, new_weights):
-    old_sub = [original, *original._flatten_layers(include_self=False, recursive=True)]
-    new_sub = [clone, *clone._flatten_layers(include_self=False, recursive=True)]
+    old_sub = [original, *nested_layers(original)]
+    new_sub = [clone, *nested_layers(clone)]
     for old, new in zip(old_sub, new_sub):
-        for old_variable, new_variable in zip(
-            old._trainable_variables + old._non_trainable_variables,
-            new._trainable_variables + new._non_trainable_variables,
-        ):
+        for old_variable, new_variable in zip(own_variables(old), own_variables(new)):
             value = new_weights.get((id(old), old_variable.name))
             if value is None:
                 value = value_of(old_variable)

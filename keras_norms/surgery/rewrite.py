@@ -9,6 +9,8 @@ copy's blocks in place.
 
 import keras
 
+from keras_norms.keras_internals import readers, retrack_sublayer, unlocked_tracking
+
 
 def copy_model(model):
     """An independent copy of `model`: same architecture and weights."""
@@ -46,22 +48,13 @@ def input_shape_of(layer):
 
 
 def _set_sublayer(container, name, old, new):
-    # A built layer locks its tracker; unlock it to swap, and untrack the old layer so its
-    # weights leave the model.
-    tracker = getattr(container, "_tracker", None)
-    if tracker is not None:
-        tracker.unlock()
-    try:
+    # Untrack the old layer too, so that its weights leave the model.
+    with unlocked_tracking(container):
         if isinstance(name, tuple):  # (list attribute, index)
             getattr(container, name[0])[name[1]] = new
         else:
             setattr(container, name, new)
-    finally:
-        if tracker is not None:
-            tracker.lock()
-    container._layers = [layer for layer in container._layers if layer is not old]
-    if new not in container._layers:
-        container._layers.append(new)
+    retrack_sublayer(container, old, new)
 
 
 def _sublayer_slots(container):
@@ -118,7 +111,7 @@ def replace_layers(model, predicate, convert):
     report = []
     fused = set()
     plans = {}
-    for layer in copy._flatten_layers(include_self=False, recursive=False):
+    for layer in copy.layers:
         if predicate(layer):
             consumer = _single_consumer(layer)
             plan = convert(layer, consumer)
@@ -148,15 +141,15 @@ def replace_layers(model, predicate, convert):
         new_model = keras.models.clone_model(copy, clone_function=clone_function)
     else:
         new_model = copy
-    for layer in new_model._flatten_layers(include_self=False, recursive=False):
+    for layer in new_model.layers:
         if not predicate(layer):
             _replace_nested(layer, predicate, convert, report, layer.name)
     return new_model, report
 
 
 def _single_consumer(layer):
-    nodes = getattr(layer, "_outbound_nodes", [])
-    consumers = {id(node.operation): node.operation for node in nodes}
+    nodes = readers(layer)
+    consumers = {id(node): node for node in nodes}
     if len(nodes) == 1 and len(consumers) == 1:
         return next(iter(consumers.values()))
     return None

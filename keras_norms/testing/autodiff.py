@@ -65,7 +65,9 @@ def _jax_vjp(layer, call_kwargs, jit):
         return outputs, dx, list(dweights)
 
     if jit:  # for memory_analysis(): f.lower(x, upstream).compile()
-        f.lower = lambda x, upstream: grad_fn.lower(
+        # jax.jit's wrapper has `.lower`; mypy sees `value_and_grad`'s plain Callable type.
+        lower = grad_fn.lower  # type: ignore[attr-defined]
+        f.lower = lambda x, upstream: lower(  # type: ignore[attr-defined]
             x,
             [v.value for v in layer.trainable_variables],
             [v.value for v in layer.non_trainable_variables],

@@ -291,10 +291,10 @@ def _pre_norm_decoder_block(x, dtype, rng):
     block = surgery.PreNormDecoderBlock(num_heads=2, head_dim=4, intermediate_dim=8, activation="relu", dtype=dtype)
     block.build(x.shape)
     dense = {
-        "q": block.attention._query_dense,
-        "k": block.attention._key_dense,
-        "v": block.attention._value_dense,
-        "o": block.attention._output_dense,
+        "q": block.attention.query_dense,
+        "k": block.attention.key_dense,
+        "v": block.attention.value_dense,
+        "o": block.attention.output_dense,
         "1": block.mlp_in,
         "2": block.mlp_out,
     }

@@ -12,6 +12,7 @@ import keras_hub
 import numpy as np
 import pytest
 
+from keras_norms.keras_internals import nested_layers
 from keras_norms.layers import CRMSNormalization, RMSNormalization
 from keras_norms.surgery import PreNormDecoderBlock, convert_pre_ln
 from tests.oracles.rms import pre_norm_decoder_block
@@ -112,7 +113,7 @@ def test_gpt2_converts_with_the_same_outputs(to, causal_lm, rng):
     width = 7 if to == "crms" else 8
     table = keras.ops.convert_to_numpy(converted.get_layer("token_embedding").embeddings.value)
     assert table.shape == (13, width)
-    assert not [layer for layer in converted._flatten_layers() if isinstance(layer, keras.layers.LayerNormalization)]
+    assert not [layer for layer in nested_layers(converted) if isinstance(layer, keras.layers.LayerNormalization)]
     if causal_lm:  # untied: the head is its own weight, no longer the (recentered) input table
         head = keras.ops.convert_to_numpy(converted.get_layer("lm_head").kernel.value)
         assert head.shape == (width, 13)
@@ -159,10 +160,10 @@ def test_pre_norm_decoder_block_matches_oracle(norm, rng):
     block.build(x.shape)
     weights = {}
     for name, dense in [
-        ("q", block.attention._query_dense),
-        ("k", block.attention._key_dense),
-        ("v", block.attention._value_dense),
-        ("o", block.attention._output_dense),
+        ("q", block.attention.query_dense),
+        ("k", block.attention.key_dense),
+        ("v", block.attention.value_dense),
+        ("o", block.attention.output_dense),
         ("1", block.mlp_in),
         ("2", block.mlp_out),
     ]:

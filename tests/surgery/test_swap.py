@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_norms.keras_internals import nested_layers
 from keras_norms.layers import EvoNormS0
 from keras_norms.surgery import calibrate_batch_statistics, replace_norm_layers
 from keras_norms.testing import vjp_function
@@ -35,7 +36,7 @@ BUILDERS = {
 
 
 def batch_norms(model):
-    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    return [layer for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def with_head(model):
@@ -55,10 +56,10 @@ def test_every_batchnorm_is_replaced_and_the_model_trains(source, name, total, n
     assert sum(r["fused"] for r in report) == fused
     assert not batch_norms(swapped)
     assert len(batch_norms(model)) == total  # the original is untouched
-    evonorms = [layer for layer in swapped._flatten_layers() if isinstance(layer, EvoNormS0)]
+    evonorms = [layer for layer in nested_layers(swapped) if isinstance(layer, EvoNormS0)]
     assert len(evonorms) == total
     trainer = with_head(swapped)
-    for layer in trainer._flatten_layers():
+    for layer in nested_layers(trainer):
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0  # stochastic depth can drop a whole block for a batch of 2
     x = rng.standard_normal((2, *backbones.IMAGE)).astype("float32")

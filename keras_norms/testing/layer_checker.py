@@ -17,6 +17,10 @@ import numpy as np
 from keras import ops
 
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+# Mixed-precision outputs may differ from float32 ones by this many units of the compute dtype's
+# rounding (its machine epsilon, below), relative to the output scale.
+MIXED_PRECISION_ULPS = 4
+MACHINE_EPSILON = {"float16": 2.0**-10, "bfloat16": 2.0**-7}
 
 
 def check_layer(
@@ -143,15 +147,43 @@ def _check_fit_step(layer_cls, init_kwargs, x, jit_compile, unchanged_by_fit):
 
 
 def _check_mixed_precision(layer_cls, init_kwargs, x, policy):
-    layer = layer_cls(**init_kwargs, dtype=policy)
+    """The layer under `policy` against the same layer in float32: same weights, same input values.
+
+    The input is rounded to the compute dtype once and the float32 layer gets that rounded input
+    too, so what is compared is the layer's arithmetic alone. Bound: `MIXED_PRECISION_ULPS` units
+    of the compute dtype's rounding (its machine epsilon) times the output scale, the largest
+    |float32 output|. That covers rounding the output itself (half a unit), the weights the layer
+    casts to the compute dtype (half a unit each, through a short dot product or an affine) and a
+    few elementwise operations in low precision; statistics are float32 in every keras-norms layer.
+    The same bound as the pure float16/bfloat16 test's in tests/catalogue/test_dtypes.py; measured
+    at most 0.7 units on jax, tensorflow and torch for every layer the tests check.
+    """
     compute_dtype = keras.DTypePolicy(policy).compute_dtype
-    for training in (True, False):
-        y = layer(ops.cast(x, compute_dtype), training=training)
+    layer = layer_cls(**init_kwargs, dtype=policy)
+    reference = layer_cls(**init_kwargs, dtype="float32")
+    layer.build(x.shape)
+    reference.build(x.shape)
+    assert [(w.name, tuple(w.shape)) for w in layer.weights] == [(w.name, tuple(w.shape)) for w in reference.weights]
+    for target, source in zip(reference.weights, layer.weights):
+        target.assign(source.value)  # random initializers drew different values
+    x_low = ops.cast(x, compute_dtype)
+    x_rounded = ops.cast(x_low, "float32")
+    tolerance = MIXED_PRECISION_ULPS * MACHINE_EPSILON[compute_dtype]
+    for training in (True, False):  # training first: moving statistics then differ by rounding alone
+        y = layer(x_low, training=training)
         assert keras.backend.standardize_dtype(y.dtype) == compute_dtype, (
             f"{policy}: output dtype {y.dtype}, expected {compute_dtype}"
         )
-        values = ops.convert_to_numpy(ops.cast(y, "float32"))
+        values = ops.convert_to_numpy(ops.cast(y, "float32")).astype("float64")
         assert np.all(np.isfinite(values)), f"{policy}: non-finite output, training={training}"
+        expected = ops.convert_to_numpy(reference(x_rounded, training=training)).astype("float64")
+        scale = float(np.max(np.abs(expected)))
+        error = float(np.max(np.abs(values - expected)))
+        assert error <= tolerance * scale, (
+            f"{policy}, training={training}: largest difference from the float32 layer {error:.3g} with "
+            f"output scale {scale:.3g}; allowed {tolerance * scale:.3g} ({MIXED_PRECISION_ULPS} units of "
+            f"{compute_dtype} rounding, {MACHINE_EPSILON[compute_dtype]:g}, times the scale)"
+        )
     for weight in layer.weights:
         if "float" in weight.dtype:  # integer state (step counters) keeps its dtype
             assert weight.dtype == "float32", f"{policy}: weight {weight.path} is {weight.dtype}"

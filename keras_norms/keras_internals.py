@@ -1,7 +1,7 @@
 """The private Keras attributes keras-norms relies on, in one place, each for a want no public API meets.
 
-Checked on Keras 3.9 (the lowest version `pyproject.toml` allows) through 3.15. If a Keras release
-renames one of these, this module is the only place to change.
+Tested on Keras 3.15 (the lowest version `pyproject.toml` allows); each attribute is also in Keras
+3.9's source. If a Keras release renames one of these, this module is the only place to change.
 
 - Layer tracking: Keras has no public way to list the sub-layers nested at any depth inside a
   layer (`Model.layers` lists only the direct ones) or the variables a layer owns itself
@@ -19,7 +19,7 @@ import keras
 
 from keras_norms.ops.types import Tensor
 
-# Layer tracking (Keras 3.9-3.15: `Layer._flatten_layers`, `_trainable_variables`,
+# Layer tracking (Keras 3.9 to 3.15: `Layer._flatten_layers`, `_trainable_variables`,
 # `_non_trainable_variables`).
 
 
@@ -38,7 +38,7 @@ def own_variables(layer: keras.layers.Layer) -> list[keras.Variable]:
     return own_trainable_variables(layer) + list(getattr(layer, "_non_trainable_variables", []))
 
 
-# Rewiring (Keras 3.9-3.15: `Layer._tracker`, `Layer._layers`).
+# Rewiring (Keras 3.9 to 3.15: `Layer._tracker`, `Layer._layers`).
 
 
 @contextlib.contextmanager
@@ -61,7 +61,7 @@ def retrack_sublayer(container: keras.layers.Layer, old: keras.layers.Layer, new
         container._layers.append(new)
 
 
-# The functional graph (Keras 3.9-3.15: `KerasTensor._keras_history`, `Operation._inbound_nodes`,
+# The functional graph (Keras 3.9 to 3.15: `KerasTensor._keras_history`, `Operation._inbound_nodes`,
 # `Operation._outbound_nodes`).
 
 

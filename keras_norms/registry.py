@@ -8,6 +8,7 @@ from typing import Any
 import keras
 
 from keras_norms import activations, layers
+from keras_norms.search.layer import EvolvedNormAct
 
 _LAYERS: dict[str, type[keras.layers.Layer]] = {
     "afkan_dense": layers.AFKANDense,
@@ -18,6 +19,7 @@ _LAYERS: dict[str, type[keras.layers.Layer]] = {
     "filter_response_norm": layers.FilterResponseNormalization,
     "hermite_activation": activations.HermiteActivation,
     "interpolated_activation": activations.InterpolatedActivation,
+    "evolved": EvolvedNormAct,
     "evonorm_b0": layers.EvoNormB0,
     "evonorm_b1": layers.EvoNormB1,
     "evonorm_b2": layers.EvoNormB2,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import keras_norms
-from keras_norms import activations, layers
+from keras_norms import activations, layers, search
 from keras_norms.registry import layer_class
 
 # One input every registered layer takes with its defaults: rank 3 (EvoNorm, FRN and PowerNorm
@@ -28,11 +28,13 @@ REQUIRED_VALUES = {
     "num_random_features": 8,
     "coefficients": [0.3, 0.8, 0.3],
     "basis": np.eye(SHAPE[-1]),
+    "genome": "div(x, max(sqrt(variance_batch(x)), add(mul(v1, x), sqrt(variance_instance(x)))))",
 }
 
 
 def exported_layer_classes():
     exported = [getattr(layers, n) for n in layers.__all__] + [getattr(activations, n) for n in activations.__all__]
+    exported.append(search.EvolvedNormAct)
     return {c for c in exported if isinstance(c, type) and issubclass(c, keras.layers.Layer)}
 
 
@@ -69,7 +71,7 @@ def test_every_name_is_an_exported_layer():
     exported = exported_layer_classes()
     for name in keras_norms.names():
         cls = layer_class(name)
-        assert cls in exported, f"{name!r} maps to {cls}, which keras_norms.layers/activations do not export"
+        assert cls in exported, f"{name!r} maps to {cls}, which keras_norms.layers/activations/search do not export"
 
 
 def test_every_exported_layer_has_a_name():

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_norms import activations, layers, losses, optimizers, surgery
+from keras_norms import activations, layers, losses, optimizers, search, surgery
 from keras_norms.ops.dtypes import statistics_dtype
 from tests.oracles import activations as activation_oracles
 from tests.oracles import adamp as adamp_oracles
@@ -25,6 +25,7 @@ from tests.oracles import filter_response as frn_oracles
 from tests.oracles import losses as loss_oracles
 from tests.oracles import power_norm as power_norm_oracles
 from tests.oracles import rms as rms_oracles
+from tests.oracles.evolved import evolved as evolved_oracle
 from tests.oracles.evonorm import evonorm as evonorm_oracle
 
 # Public classes and functions by name, and what their constructors cannot do without.
@@ -34,7 +35,10 @@ CONSTRUCTORS = {
     **{name: getattr(losses, name) for name in losses.__all__},
     **{name: getattr(optimizers, name) for name in optimizers.__all__},
     "PreNormDecoderBlock": surgery.PreNormDecoderBlock,
+    "EvolvedNormAct": search.EvolvedNormAct,
 }
+# A genome with every index set, a batch aggregate and both vectors (not one of the seeds).
+EVOLVED_GENOME = "add(mul(v1, div(x, sqrt(add(variance_batch(x), variance_group(x))))), mul(v0, sigmoid(x)))"
 REQUIRED_ARGUMENTS = {
     "AFKANDense": {"units": 3},
     "CosineClassifier": {"num_classes": 3},
@@ -44,6 +48,7 @@ REQUIRED_ARGUMENTS = {
     "SNNKDense": {"units": 3, "num_random_features": 8},
     "SGDP": {"learning_rate": 0.1},
     "PreNormDecoderBlock": {"num_heads": 2, "head_dim": 4, "intermediate_dim": 8},
+    "EvolvedNormAct": {"genome": EVOLVED_GENOME, "groups": 4},
 }
 # Public names that are helpers, not components with arguments to check.
 NOT_COMPONENTS = {
@@ -130,6 +135,29 @@ def _evonorm(variant, cls):
         return _layer_run(layer, x, expected, dtype, training=True)
 
     return run
+
+
+def _evolved(x, dtype, rng):
+    layer = make("EvolvedNormAct", dtype=dtype)
+    layer.build(x.shape)
+    randomize(layer, rng, ("gamma", "beta", "v0", "v1"))
+    nodes = [(node.primitive, node.inputs) for node in layer.genome.nodes]
+    moving = {index: to_float64(variable.value) for index, variable in layer.moving.items()}
+
+    def expected(x64):
+        return evolved_oracle(
+            x64,
+            nodes,
+            v0=weight(layer, "v0"),
+            v1=weight(layer, "v1"),
+            gamma=weight(layer, "gamma"),
+            beta=weight(layer, "beta"),
+            groups=4,
+            epsilon=layer.epsilon,
+            moving=moving,
+        )[0]
+
+    return _layer_run(layer, x, expected, dtype, training=True)
 
 
 def _rms(x, dtype, rng):
@@ -410,6 +438,7 @@ EXAMPLES = {
         f"EvoNorm{v}": ((3, 4, 3, 8), _evonorm(v, getattr(layers, f"EvoNorm{v}")))
         for v in ("B0", "B1", "B2", "S0", "S1", "S2", "S0a", "S1a", "S2a")
     },
+    "EvolvedNormAct": ((3, 4, 3, 8), _evolved),
     "RMSNormalization": ((2, 3, 8), _rms),
     "CRMSNormalization": ((2, 3, 7), _crms),
     "FilterResponseNormalization": ((2, 4, 3, 6), _frn),

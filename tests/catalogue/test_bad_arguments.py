@@ -38,6 +38,7 @@ NUMBERS = {
         f"EvoNorm{v}": {"epsilon": "epsilon", "groups": "int>=1", "group_size": "int>=1", "axis": "axis"}
         for v in ("S0", "S1", "S2", "S0a", "S1a", "S2a")
     },
+    "EvolvedNormAct": {"epsilon": "epsilon", "momentum": "fraction", "groups": "int>=1", "axis": "axis"},
     "RMSNormalization": {"epsilon": "epsilon", "axis": "axis"},
     "CRMSNormalization": {"epsilon": "epsilon", "axis": "axis"},
     "FilterResponseNormalization": {"epsilon": "epsilon", "axis": "axis"},
@@ -115,6 +116,10 @@ OTHER_ROWS = [
     ("LogMeanLoss", {"base": 3}, TypeError, "base=3"),
     ("EvoNormB0", {"gamma_initializer": "onez"}, ValueError, "onez"),
     ("EvoNormB1", {"v_initializer": "ones"}, TypeError, "v_initializer"),
+    ("EvolvedNormAct", {"genome": "div(x, frob(x))"}, ValueError, "unknown name 'frob'"),
+    ("EvolvedNormAct", {"genome": "sqrt(x, x)"}, ValueError, "takes 1 input"),
+    ("EvolvedNormAct", {"genome": 3}, TypeError, "Received: 3"),
+    ("EvolvedNormAct", {"v1_initializer": "onez"}, ValueError, "onez"),
     ("RMSNormalization", {"axis": "last"}, TypeError, "axis='last'"),
     ("RMSNormalization", {"axis": []}, TypeError, "axis=[]"),
     ("CRMSNormalization", {"axis": [1, 2]}, TypeError, "axis=[1, 2]"),

@@ -38,12 +38,12 @@ EVONORMS = [
     "EvoNormS1a",
     "EvoNormS2a",
 ]
-FEATURE_MAPS = EVONORMS + ["FilterResponseNormalization"]
+FEATURE_MAPS = EVONORMS + ["FilterResponseNormalization", "EvolvedNormAct"]
 MASK = "mask of the input's shape without axis"
 
 
 def _feature_map_rows(name):
-    groups = {"groups": 4} if name.startswith("EvoNormS") else {}
+    groups = {"groups": 4} if name.startswith(("EvoNormS", "Evolved")) else {}
     return [
         (name, groups, Call((4, 8)), ValueError, "rank 3 to 5"),
         (name, groups, Call((2, 3, 3, 3, 3, 8)), ValueError, "rank 3 to 5"),
@@ -71,6 +71,7 @@ ROWS = [
     ("EvoNormS0", {"groups": 3}, Call((2, 3, 3, 8)), ValueError, "groups=3"),
     ("EvoNormS2a", {"group_size": 3}, Call((2, 3, 3, 8)), ValueError, "group_size=3"),
     ("EvoNormS1", {"groups": 16}, Call((2, 3, 8)), ValueError, "groups=16"),
+    ("EvolvedNormAct", {"groups": 3}, Call((2, 3, 3, 8)), ValueError, "groups=3"),
     ("TLU", {}, Call((6,)), ValueError, "rank-1"),
     ("TLU", {"axis": 3}, Call((2, 3, 8)), ValueError, "axis=3"),
     ("TLU", {}, Call((2, 3, 8), first=(2, 3, 6)), ValueError, "incompatible"),

@@ -18,6 +18,7 @@ CONSTANTS = (0.0, 2.0)
 EPSILON_LAYERS = {
     **{f"EvoNorm{v}": {"shape": (2, 3, 3, 8)} for v in ("B0", "B1", "B2")},
     **{f"EvoNorm{v}": {"shape": (2, 3, 3, 8), "groups": 4} for v in ("S0", "S1", "S2", "S0a", "S1a", "S2a")},
+    "EvolvedNormAct": {"shape": (2, 3, 3, 8)},
     "RMSNormalization": {"shape": (2, 3, 8)},
     "CRMSNormalization": {"shape": (2, 3, 8)},
     "FilterResponseNormalization": {"shape": (2, 3, 3, 8)},

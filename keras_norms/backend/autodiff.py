@@ -1,7 +1,8 @@
 """Forward and backward passes of a Keras layer by the current backend's own autodiff.
 
-Keras 3 has no backend-neutral `grad`, so tests (against float64 oracles) and benchmarks
-(forward+backward timing) share this one helper instead of each writing three.
+Keras 3 has no backend-neutral `grad`, so tests (against float64 oracles), benchmarks
+(forward+backward timing) and the search's stability protocol share this one helper instead of
+each writing three. `keras_norms.testing` re-exports it.
 """
 
 import inspect

@@ -53,6 +53,12 @@ SLOW = (
     "tests/surgery/test_swap.py::test_every_batchnorm_is_replaced_and_the_model_trains*",
     "tests/surgery/test_swap.py::test_groups_fall_back_to_a_divisor_and_are_reported",
     "tests/surgery/test_swap.py::test_rewrite_is_exact_for_an_equivalent_layer*",
+    # The search: worker pools (process and Ray) and whole searches; tests/search keeps cheaper tests.
+    "tests/search/test_evolution.py::test_parallel_search_survives_a_killed_worker*",
+    "tests/search/test_evolution.py::test_serial_search_is_deterministic_and_resumes_exactly",
+    "tests/search/test_evolution.py::test_smoke_search_writes_the_report",
+    "tests/search/test_layer.py::test_layer_checker*",
+    "tests/search/test_proxies.py::test_proxy_learns_digits",
     # Compiled fit steps and model-wide walks.
     "tests/layers/test_kan.py::test_global_func_norm_is_batch_dependent_and_per_sample_is_not",
     "tests/optimizers/test_adamp.py::test_channel_axes_for_model",

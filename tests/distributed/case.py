@@ -1,7 +1,8 @@
 """The model and global batch every distributed test trains on, and what they record.
 
-One functional model holds every batch-statistic layer: EvoNormB0/B1/B2 and AlphaBatchNormalization
-on images, PowerNormalization and EvoNormB0 on masked token sequences. Padding is uneven: the first
+One functional model holds every batch-statistic layer: EvoNormB0/B1/B2, AlphaBatchNormalization
+and EvolvedNormAct (the BN+ReLU genome: batch mean and variance) on images, PowerNormalization,
+EvoNormB0 and EvolvedNormAct (a genome with a batch mean square) on masked token sequences. Padding is uneven: the first
 half of the batch is mostly padding, so replicas hold different numbers of valid tokens, which only
 sums and counts (not means of per-replica means) reduce correctly.
 """
@@ -10,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_norms.layers import AlphaBatchNormalization, EvoNormB0, EvoNormB1, EvoNormB2, PowerNormalization
+from keras_norms.search import SEEDS, EvolvedNormAct
 
 GLOBAL_BATCH = 16
 VOCABULARY = 20
@@ -27,11 +29,13 @@ def build_model(synchronized=True):
     x = EvoNormB1(name="evonorm_b1", **sync)(x)
     x = EvoNormB2(name="evonorm_b2", **sync)(x)
     x = AlphaBatchNormalization(test_weight=0.3, name="alpha_bn", **sync)(x)
+    x = EvolvedNormAct(SEEDS["bn_relu"], name="evolved", **sync)(x)
     a = keras.layers.GlobalAveragePooling2D()(x)
     h = keras.layers.Embedding(VOCABULARY, 8, mask_zero=True, name="embedding")(tokens)
     h = PowerNormalization(groups=2, name="power_norm", **sync)(h)
     h = keras.layers.Dense(8, name="dense")(h)
     h = EvoNormB0(name="evonorm_b0_seq", **sync)(h)
+    h = EvolvedNormAct("div(x, sqrt(add(mean_square_batch(x), variance_instance(x))))", name="evolved_seq", **sync)(h)
     b = keras.layers.GlobalAveragePooling1D()(h)
     outputs = keras.layers.Dense(OUTPUTS, name="head")(keras.layers.Concatenate()([a, b]))
     return keras.Model({"images": images, "tokens": tokens}, outputs)

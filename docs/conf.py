@@ -27,8 +27,8 @@ extensions = [
     "matplotlib.sphinxext.plot_directive",
 ]
 source_suffix = {".md": "markdown"}
-# example_results/: the examples' own output (tables, JSON), included into results.md.
-exclude_patterns = ["_build", "example_results"]
+# example_results/, search_results/: programs' own output (tables, JSON), included into pages.
+exclude_patterns = ["_build", "example_results", "search_results"]
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 myst_heading_anchors = 3
 

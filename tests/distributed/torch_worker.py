@@ -8,10 +8,12 @@ mean loss), once with `synchronized=True` and once with False.
 
 import datetime
 import faulthandler
+import gc
 import os
 import socket
 import subprocess
 import sys
+import weakref
 
 import keras  # noqa: I001  (before anything that imports TensorFlow)
 import numpy as np
@@ -52,6 +54,18 @@ def gather(tensor):
     return torch.cat(parts)
 
 
+def distributed_step(rank, path, synchronized):
+    """One DDP training step on this rank's shard; the results as numpy arrays, and a weak
+    reference to the DDP wrapper, which must be gone once this frame is."""
+    inputs, targets = case.global_batch()
+    inputs, targets = case.shard(inputs, targets, rank, PROCESSES)
+    model = case.build_model(synchronized)
+    model.set_weights(list(np.load(f"{path}.initial.npz").values()))
+    module = torch.nn.parallel.DistributedDataParallel(model)
+    outputs, gradients, inference = train_step(model, module, inputs, targets)
+    return record(model, gather(outputs), gradients, gather(inference)), weakref.ref(module)
+
+
 def rank_main(rank, port, path, synchronized):
     faulthandler.dump_traceback_later(180, exit=True)  # a hung collective says where, then exits
     dist.init_process_group(
@@ -61,19 +75,17 @@ def rank_main(rank, port, path, synchronized):
         world_size=PROCESSES,
         timeout=datetime.timedelta(seconds=120),
     )
-    inputs, targets = case.global_batch()
-    inputs, targets = case.shard(inputs, targets, rank, PROCESSES)
-    model = case.build_model(synchronized)
-    model.set_weights(list(np.load(f"{path}.initial.npz").values()))
-    module = torch.nn.parallel.DistributedDataParallel(model)
-    outputs, gradients, inference = train_step(model, module, inputs, targets)
-    result = record(model, gather(outputs), gradients, gather(inference))
+    result, ddp = distributed_step(rank, path, synchronized)
+    # DDP's reducer must be freed while both ranks still hold the group: freed after
+    # destroy_process_group, it can block forever. `del module` is not enough, as something
+    # in the step reads the frame's locals, whose snapshot keeps the wrapper alive until the
+    # frame ends; hence the step runs in its own frame.
+    gc.collect()
+    if ddp() is not None:
+        raise RuntimeError("the DistributedDataParallel wrapper outlived its training step")
     result["replicas"] = np.array(dist.get_world_size())
     if rank == 0:
         np.savez(f"{path}.{'distributed' if synchronized else 'unsynchronized'}.npz", **result)
-    # Free DDP's reducer while the other rank still holds the group: tearing it down after the
-    # group is gone can block forever.
-    del module
     dist.barrier()
     dist.destroy_process_group()
 

@@ -14,6 +14,15 @@ is called, so a function compiled before switching keeps the path it was traced 
 
 Every fast path is tested against its reference (tests/backend): outputs and all gradients within
 1e-5, in float32 and under mixed precision.
+
+Kernels are fast paths for one device kind: Triton kernels for CUDA tensors on torch, Pallas
+kernels for GPU and TPU on JAX (`keras_norms.kernels`). They register with
+`register_kernel(name, backends, applies)`, where `applies(*args, **kwargs)` says whether the
+arguments live on a device the kernel runs on; an op takes a kernel first when one applies, then
+its graph-level fast path, then the reference. The same switch turns kernels off. `kernel_mode`
+("auto", default; "interpret", which runs every kernel on any device through Triton's and
+Pallas' interpreters, for tests on a CPU; or "off") is set with `set_kernel_mode` or
+`KERAS_NORMS_KERNELS`.
 """
 
 import contextlib
@@ -28,6 +37,14 @@ _BACKENDS = ("jax", "tensorflow", "torch")
 _registry: dict[tuple[str, str], Callable] = {}
 _conditions: dict[tuple[str, str], Callable[[], bool]] = {}
 _enabled = os.environ.get("KERAS_NORMS_FAST_PATHS", "1").strip().lower() not in ("0", "false", "off", "no")
+# (name, backend) -> (the kernel, its `applies` predicate).
+_kernels: dict[tuple[str, str], tuple[Callable, Callable[..., bool]]] = {}
+# Names an op offers a fast path or kernel under (`with_fast_path`), whether or not one registers.
+_names: set[str] = set()
+KERNEL_MODES = ("auto", "interpret", "off")
+_kernel_mode = os.environ.get("KERAS_NORMS_KERNELS", "auto").strip().lower() or "auto"
+if _kernel_mode not in KERNEL_MODES:
+    raise ValueError(f"KERAS_NORMS_KERNELS must be one of {KERNEL_MODES}. Received: {_kernel_mode!r}")
 
 
 def register(name, backends=_BACKENDS, unless=None):
@@ -46,6 +63,56 @@ def register(name, backends=_BACKENDS, unless=None):
         return function
 
     return decorate
+
+
+def register_kernel(name, backends, applies):
+    """Decorator: `function` is the kernel `name` on `backends`, for the arguments where
+    `applies(*args, **kwargs)` is True (a CUDA tensor, a TPU backend, ...). In "interpret" mode it
+    runs wherever the op's own `applicable` allows, whatever `applies` says."""
+
+    def decorate(function):
+        for backend in backends:
+            _kernels[(name, backend)] = (function, applies)
+        return function
+
+    return decorate
+
+
+def kernel_mode():
+    """ "auto" (kernels run on the devices they are written for), "interpret" or "off"."""
+    return _kernel_mode
+
+
+def set_kernel_mode(mode):
+    """Sets `kernel_mode()`; "interpret" runs every kernel through its interpreter on any device
+    (slow: for tests on a CPU)."""
+    global _kernel_mode
+    if mode not in KERNEL_MODES:
+        raise ValueError(f"`mode` must be one of {KERNEL_MODES}. Received: mode={mode!r}")
+    _kernel_mode = mode
+
+
+@contextlib.contextmanager
+def kernels(mode):
+    """`with keras_norms.backend.kernels("interpret"): ...` sets the kernel mode inside the block."""
+    previous = _kernel_mode
+    set_kernel_mode(mode)
+    try:
+        yield
+    finally:
+        set_kernel_mode(previous)
+
+
+def get_kernel(name, *args, **kwargs):
+    """The kernel `name` for the current backend if it runs these arguments, else None."""
+    _register_all()
+    if not _enabled or _kernel_mode == "off":
+        return None
+    entry = _kernels.get((name, keras_backend.backend()))
+    if entry is None:
+        return None
+    function, applies = entry
+    return function if _kernel_mode == "interpret" or applies(*args, **kwargs) else None
 
 
 def fast_paths_enabled():
@@ -77,9 +144,9 @@ def get(name):
     Raises ValueError for a name no backend registers (a misspelling must not fall back silently).
     """
     _register_all()
-    if not any(registered == name for registered, _ in _registry):
-        known = sorted({registered for registered, _ in _registry})
-        raise ValueError(f"No fast path is named {name!r}. Known names: {known}")
+    known = _names | {registered for registered, _ in (*_registry, *_kernels)}
+    if name not in known:
+        raise ValueError(f"No fast path is named {name!r}. Known names: {sorted(known)}")
     if not _enabled:
         return None
     key = (name, keras_backend.backend())
@@ -90,9 +157,16 @@ def get(name):
 
 
 def available(name):
-    """The backends that have a fast path `name` (an empty list for an unknown name)."""
+    """The backends that have a fast path `name`, a kernel excluded (an empty list for an unknown name)."""
     _register_all()
     return [backend for backend in _BACKENDS if (name, backend) in _registry]
+
+
+def kernels_available(name):
+    """The backends that have a kernel `name`, of those whose kernel module is imported: only the
+    current backend's is (an empty list for none)."""
+    _register_all()
+    return [backend for backend in _BACKENDS if (name, backend) in _kernels]
 
 
 def with_fast_path(name, applicable=None):
@@ -104,12 +178,15 @@ def with_fast_path(name, applicable=None):
     as `op.reference` (for tests and benchmarks).
     """
 
+    _names.add(name)
+
     def decorate(reference):
         @functools.wraps(reference)
         def op(*args, **kwargs):
-            fast = get(name)
-            if fast is not None and (applicable is None or applicable(*args, **kwargs)):
-                return fast(*args, **kwargs)
+            if applicable is None or applicable(*args, **kwargs):
+                fast = get_kernel(name, *args, **kwargs) or get(name)
+                if fast is not None:
+                    return fast(*args, **kwargs)
             return reference(*args, **kwargs)
 
         # Function attributes, for tests and benchmarks (mypy does not model them).
@@ -122,6 +199,9 @@ def with_fast_path(name, applicable=None):
 
 def _register_all():
     from keras_norms.backend import fused, torch_native  # noqa: F401  (their decorators register)
+    from keras_norms.kernels import register_kernels
+
+    register_kernels(keras_backend.backend())
 
 
 def torch_compiling():

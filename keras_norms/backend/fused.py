@@ -20,63 +20,97 @@ from keras_norms.ops.statistics import (
 )
 
 
-@register("evonorm_b0")
+@register("evonorm_b0", unless={"torch": torch_compiling})
 def evonorm_b0(x, v, *, spatial_axes, epsilon, moving_variance=None, weights=None, synchronized=False):
-    """`keras_norms.ops.evonorm_b0` without masks, on one replica (the op checks both).
+    """`keras_norms.ops.evonorm_b0` without masks, on one replica (the op checks both)."""
+    del weights, synchronized  # None and one replica: the op takes this path only then
+    return _evonorm_batch("b0", x, v, tuple(spatial_axes), epsilon, moving_variance)
+
+
+@register("evonorm_b1", unless={"torch": torch_compiling})
+def evonorm_b1(x, *, spatial_axes, epsilon, moving_variance=None, weights=None, synchronized=False):
+    """`keras_norms.ops.evonorm_b1` without masks, on one replica (the op checks both)."""
+    del weights, synchronized
+    return _evonorm_batch("b1", x, None, tuple(spatial_axes), epsilon, moving_variance)
+
+
+@register("evonorm_b2", unless={"torch": torch_compiling})
+def evonorm_b2(x, *, spatial_axes, epsilon, moving_variance=None, weights=None, synchronized=False):
+    """`keras_norms.ops.evonorm_b2` without masks, on one replica (the op checks both)."""
+    del weights, synchronized
+    return _evonorm_batch("b2", x, None, tuple(spatial_axes), epsilon, moving_variance)
+
+
+def _evonorm_batch(variant, x, v, spatial_axes, epsilon, moving_variance):
+    """`y = x / d`, `d = max(a, r)`, `a = sqrt(s2_b + eps)`, `r` the variant's sample-dependent term:
+    B0 `v x + q` with `q = sqrt(s2_i + eps)`; B1 `(x + 1) q` and B2 `q - x` with `q = sqrt(m2_i + eps)`.
 
     Training (`moving_variance` None): the per-sample moments over `spatial_axes` come from one
     two-pass reduction, and the batch variance from them (law of total variance: equal counts):
-    `s2_b = mean_n(s2_i) + var_n(mu_i)`. Inference: `s2_b = moving_variance`, a constant.
-    `x`, `v` and the statistics are float32 (or float64); `v` and `moving_variance` broadcast.
+    `s2_b = mean_n(s2_i) + var_n(mu_i)`, `m2_i = s2_i + mu_i^2`. Inference: `s2_b` is the moving
+    variance, a constant. Returns `(y, s2_b, count)` as the ops do; `s2_b` carries no gradient.
 
-    Returns `(y, s2_b, count)` as the op does; here `s2_b` carries no gradient (its dependence on
-    `x` is in the hand-written `dx`).
-
-    Gradient, with `d = max(a, r)`, `a = sqrt(s2_b + eps)`, `r = v x + s`, `s = sqrt(s2_i + eps)`,
-    `h = -g x / d^2` split into `h_a` (where `a >= r`) and `h_r`:
-    `dx = g / d + v h_r + sum_spatial(h_r) (x - mu_i) / (s N_i) [+ sum_batch(h_a) (x - mu_b) / (a N_b)]`,
-    `dv = sum(h_r x)`; the bracket only in training.
+    The backward keeps `x`, `v` and per-sample / per-channel statistics only, and recomputes `d`.
+    With `h = -g x / d^2` split into `h_a` (where `a >= r`) and `h_r`, `N_i`, `N_b` the counts
+    over positions and over batch and positions:
+    `dx = g / d + c h_r + (x - m) / (q N_i) sum_positions(h_r w) [+ (x - mu_b) / (a N_b) sum_batch(h_a)]`
+    with `(c, m, w) = (v, mu_i, 1)` for B0, `(q, 0, x + 1)` for B1, `(-1, 0, 1)` for B2, the
+    bracket in training only; and for B0 `dv = sum(h_r x)`.
     """
-    del weights, synchronized  # None and one replica: the op takes this path only then
     training = moving_variance is None
-    batch_axes = (0,) + tuple(spatial_axes)
+    batch_axes = (0, *spatial_axes)
     instance_count = element_count(x, spatial_axes)
     sg = ops.stop_gradient
-    mean_i, var_i, _ = (sg(t) for t in masked_moments(x, tuple(spatial_axes)))
+    mean_i, var_i, _ = (sg(t) for t in masked_moments(x, spatial_axes))
     if training:
         mean_b, var_b = batch_moments_of_instances(mean_i, var_i)
         batch_count = element_count(x, batch_axes)
     else:
-        mean_b, var_b, batch_count = None, sg(moving_variance), None
+        mean_b, var_b, batch_count = ops.zeros_like(moving_variance), sg(moving_variance), None
+    a = ops.sqrt(var_b + epsilon)
+    if variant == "b0":
+        q = ops.sqrt(var_i + epsilon)
+    else:
+        q = ops.sqrt(var_i + ops.square(mean_i) + epsilon)
 
-    if mean_b is None:
-        mean_b = ops.zeros_like(var_b)
+    def right(x, v, q):
+        if variant == "b0":
+            return v * x + q
+        return (x + 1.0) * q if variant == "b1" else q - x
 
-    # The statistics go in as arguments (zero cotangent: their dependence on x is in dx).
-    @ops.custom_gradient
-    def normalize(x, v, mean_i, var_i, mean_b, var_b):
-        a = ops.sqrt(var_b + epsilon)
-        s = ops.sqrt(var_i + epsilon)
+    def forward(x, *rest):
+        v, statistics = (rest[0], rest[1:]) if variant == "b0" else (None, rest)
+        mean_i, q, mean_b, a = statistics
+        return x / maximum(a, right(x, v, q)), (x, *rest)
 
-        def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            r = v * x + s
-            d = maximum(a, r)
-            h = -upstream * x / ops.square(d)
-            h_r = ops.where(a >= r, 0.0, h)
-            dx = upstream / d + v * h_r
-            dx = dx + ops.sum(h_r, axis=spatial_axes, keepdims=True) / (s * instance_count) * (x - mean_i)
-            if training:
-                h_a = h - h_r
-                dx = dx + ops.sum(h_a, axis=batch_axes, keepdims=True) / (a * batch_count) * (x - mean_b)
-            dv = ops.reshape(ops.sum(h_r * x, axis=batch_axes, keepdims=True), ops.shape(v))
-            zeros = [ops.zeros_like(t) for t in (mean_i, var_i, mean_b, var_b)]
-            return (dx, dv, *zeros)
+    def backward(residuals, upstream):
+        x = residuals[0]
+        v, statistics = (residuals[1], residuals[2:]) if variant == "b0" else (None, residuals[1:])
+        mean_i, q, mean_b, a = statistics
+        r = right(x, v, q)
+        d = maximum(a, r)
+        g_over_d = upstream / d
+        h = -g_over_d * x / d
+        h_r = ops.where(a >= r, 0.0, h)
+        slope = {"b0": v, "b1": q, "b2": -1.0}[variant]
+        dx = g_over_d + slope * h_r
+        if variant == "b0":
+            centered, weighted = x - mean_i, h_r
+        else:
+            centered, weighted = x, h_r * (x + 1.0) if variant == "b1" else h_r
+        dx = dx + ops.sum(weighted, axis=spatial_axes, keepdims=True) / (q * instance_count) * centered
+        if training:
+            h_a = h - h_r
+            dx = dx + ops.sum(h_a, axis=batch_axes, keepdims=True) / (a * batch_count) * (x - mean_b)
+        zeros = [ops.zeros_like(t) for t in statistics]
+        if variant != "b0":
+            return (dx, *zeros)
+        dv = ops.reshape(ops.sum(h_r * x, axis=batch_axes, keepdims=True), ops.shape(v))
+        return (dx, dv, *zeros)
 
-        return x / maximum(a, v * x + s), grad
-
-    return normalize(x, v, mean_i, var_i, mean_b, var_b), var_b if training else moving_variance, batch_count
+    inputs = (x, v, mean_i, q, mean_b, a) if variant == "b0" else (x, mean_i, q, mean_b, a)
+    y = with_residuals(forward, backward)(*inputs)
+    return y, var_b if training else moving_variance, batch_count
 
 
 @register("evonorm_s", unless={"torch": torch_compiling})

@@ -125,11 +125,10 @@ class FilterResponseNormalization(NormalizationBase):
         x = norm_ops.upcast(inputs, self.compute_dtype)
         rank = len(x.shape)
         mask = self._position_weights(mask, inputs, x.dtype)
-        mean_square = norm_ops.masked_mean_square(x, self._spatial_axes, mask)
         epsilon = self.epsilon
         if self.learned_epsilon:
             epsilon = epsilon + ops.abs(ops.cast(self.epsilon_learned, x.dtype))
-        y = self._affine(norm_ops.filter_response_normalization(x, mean_square, epsilon))
+        y = self._affine(norm_ops.frn(x, epsilon, spatial_axes=self._spatial_axes, weights=mask))
         if self.apply_act:
             y = norm_ops.tlu(y, self._parameter(self.tau, rank, x.dtype))
         return ops.cast(y, self.compute_dtype)

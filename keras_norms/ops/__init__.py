@@ -3,7 +3,7 @@
 from keras_norms.ops.activations import crrelu, hermite_series, interpolate
 from keras_norms.ops.dtypes import upcast
 from keras_norms.ops.evonorm import evonorm_b0, evonorm_b1, evonorm_b2, evonorm_s
-from keras_norms.ops.filter_response import filter_response_normalization, tlu
+from keras_norms.ops.filter_response import filter_response_normalization, frn, tlu
 from keras_norms.ops.kan import afkan_features, afkan_global_attention
 from keras_norms.ops.layer_norm import layer_normalization
 from keras_norms.ops.linear import l2_normalize, normalized_linear_kernel, orthogonal_transform
@@ -25,6 +25,7 @@ __all__ = [
     "evonorm_b2",
     "evonorm_s",
     "filter_response_normalization",
+    "frn",
     "group_scaling",
     "hermite_series",
     "interpolate",

@@ -7,8 +7,9 @@ before the affine `gamma`, `beta`; its statistics come from `keras_norms.ops.sta
 B (batch) variants divide by `max(sqrt(batch_variance + eps), right)`, where `right` is
 sample-dependent; S (sample) variants use group statistics of the current sample only.
 
-`evonorm_b0` and `evonorm_s` take a fast path (`keras_norms.backend`) where one is on and covers
-the arguments (no mask, one replica), with the same arguments and results.
+`evonorm_b0`, `evonorm_b1`, `evonorm_b2` and `evonorm_s` take a fast path or a kernel
+(`keras_norms.backend`) where one is on and covers the arguments (no mask, one replica), with the
+same arguments and results.
 """
 
 from collections.abc import Sequence
@@ -52,6 +53,7 @@ def evonorm_b0(
     return _divide_by_max(x, right, spatial_axes, epsilon, moving_variance, weights, synchronized)
 
 
+@with_fast_path("evonorm_b1", applicable=_unmasked_on_one_replica)
 def evonorm_b1(
     x: Tensor,
     *,
@@ -70,6 +72,7 @@ def evonorm_b1(
     return _divide_by_max(x, right, spatial_axes, epsilon, moving_variance, weights, synchronized)
 
 
+@with_fast_path("evonorm_b2", applicable=_unmasked_on_one_replica)
 def evonorm_b2(
     x: Tensor,
     *,

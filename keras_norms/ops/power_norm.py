@@ -11,6 +11,9 @@ from collections.abc import Sequence
 
 from keras import ops
 
+from keras_norms.backend import with_fast_path
+from keras_norms.ops.distributed import replica_count
+from keras_norms.ops.rms import rms_normalization
 from keras_norms.ops.statistics import element_count, masked_mean_square, split_groups
 from keras_norms.ops.types import Tensor
 
@@ -25,8 +28,9 @@ def group_scaling(x: Tensor, channel_axis: int, groups: int) -> Tensor:
     contiguous channels (the code's pre-step, in training and inference alike).
     """
     grouped = split_groups(x, channel_axis, groups)
-    mean_square = masked_mean_square(grouped, (channel_axis + 1,))
-    scaled = grouped * ops.rsqrt(mean_square + GROUP_SCALING_EPSILON)
+    # RMSNorm without gain over each group: channels-last, the trailing axis, where torch's
+    # `F.rms_norm` and the kernels serve it.
+    scaled = rms_normalization(grouped, channel_axis + 1, GROUP_SCALING_EPSILON)
     return ops.reshape(scaled, ops.shape(x))
 
 
@@ -44,6 +48,11 @@ def updated_moving_quadratic_mean(
     return alpha_fwd * moving + (1.0 - alpha_fwd) * quadratic_mean
 
 
+def _on_one_replica(*args, synchronized=False, **kwargs):
+    return not (synchronized and replica_count() > 1)
+
+
+@with_fast_path("power_normalization", applicable=_on_one_replica)
 def power_normalization(
     xs: Tensor,
     quadratic_mean: Tensor,

@@ -41,6 +41,11 @@ def rms_normalization(x: Tensor, axis: int | Sequence[int], epsilon: float, gamm
     return y if gamma is None else y * gamma
 
 
+def _over_the_last_axis(z, axis, *args, **kwargs):
+    return axis % len(z.shape) == len(z.shape) - 1
+
+
+@with_fast_path("crms_normalization", applicable=_over_the_last_axis)
 def crms_normalization(z: Tensor, axis: int, epsilon: float, gamma: Tensor | None = None) -> Tensor:
     """`z * rsqrt((sum(z**2) + sum(z)**2) / (d_z + 1) + epsilon) [* gamma]` over the single `axis`."""
     z = upcast(z)

@@ -47,23 +47,35 @@ def _compare(fast, reference, tolerance):
     ids=["2d", "2d_channels_first", "1d", "3d"],
 )
 def test_evonorm_b0_fast_path_matches_reference(shape, axis, training, rng):
+    _check_evonorm_batch_fast_path(keras_norms.layers.EvoNormB0, shape, axis, training, rng)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("layer_class", [keras_norms.layers.EvoNormB1, keras_norms.layers.EvoNormB2], ids=["b1", "b2"])
+@pytest.mark.parametrize("shape, axis", [((4, 5, 6, 8), -1), ((4, 8, 5, 6), 1)], ids=["2d", "2d_channels_first"])
+def test_evonorm_b1_b2_fast_paths_match_reference(layer_class, shape, axis, training, rng):
+    _check_evonorm_batch_fast_path(layer_class, shape, axis, training, rng)
+
+
+def _check_evonorm_batch_fast_path(layer_class, shape, axis, training, rng):
+    # An offset, so that B1's and B2's `right` terms take both branches of the max.
     x = (rng.standard_normal(shape) * 2 + rng.standard_normal()).astype("float32")
     upstream = rng.standard_normal(shape).astype("float32")
     channels = shape[axis]
-    # gamma, beta, v, moving variance
-    weights = [
-        rng.uniform(0.5, 1.5, channels),
-        rng.normal(0, 0.5, channels),
-        rng.uniform(0.2, 1.5, channels),
-        rng.uniform(0.5, 2.0, channels),
-    ]
+    # gamma, beta[, v], moving variance
+    weights = [rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.5, channels)]
+    if layer_class is keras_norms.layers.EvoNormB0:
+        weights.append(rng.uniform(0.2, 1.5, channels))
+    weights.append(rng.uniform(0.5, 2.0, channels))
     weights = [w.astype("float32") for w in weights]
 
     def factory():
-        return keras_norms.layers.EvoNormB0(axis=axis, bessel_correction=True)
+        return layer_class(axis=axis, bessel_correction=True)
 
     # torch.compile is slow on CPU: one compiled torch case, eager for the rest.
-    jit = keras.backend.backend() != "torch" or (shape == (4, 5, 6, 8) and training)
+    jit = keras.backend.backend() != "torch" or (
+        shape == (4, 5, 6, 8) and training and layer_class.__name__ == "EvoNormB0"
+    )
     _compare(
         _run(factory, shape, weights, x, upstream, training, True, jit),
         _run(factory, shape, weights, x, upstream, training, False, jit),
@@ -174,6 +186,61 @@ def test_unless_predicate_and_applicability_send_calls_to_the_reference():
         assert fast_paths.get(name) is None
         assert op(1) == ("reference", 1)
     assert op(1) == ("fast", 1)
+
+
+def test_kernels_come_first_where_they_apply_and_the_switches_turn_them_off():
+    backend = keras.backend.backend()
+    # A fast path and a kernel for a name unique to this test; the kernel "applies" to even inputs,
+    # as a real one applies to CUDA tensors or a TPU backend.
+    name = "tests_backend_kernel_probe"
+
+    @fast_paths.register(name, backends=(backend,))
+    def fast(x):
+        return ("fast", x)
+
+    @fast_paths.register_kernel(name, backends=(backend,), applies=lambda x: x % 2 == 0)
+    def kernel(x):
+        return ("kernel", x)
+
+    @fast_paths.with_fast_path(name, applicable=lambda x: x >= 0)
+    def op(x):
+        return ("reference", x)
+
+    assert fast_paths.kernels_available(name) == [backend]
+    assert fast_paths.kernel_mode() == "auto"
+    assert op(2) == ("kernel", 2)
+    assert op(1) == ("fast", 1)  # the kernel does not apply: the graph-level fast path
+    assert op(-2) == ("reference", -2)  # the op itself is not applicable: neither
+    with fast_paths.kernels("interpret"):  # every kernel, wherever the op is applicable
+        assert op(1) == ("kernel", 1)
+        assert op(-1) == ("reference", -1)
+    with fast_paths.kernels("off"):
+        assert op(2) == ("fast", 2)
+    with fast_paths.fast_paths(False):  # the one switch turns kernels off too
+        assert op(2) == ("reference", 2)
+        assert fast_paths.get_kernel(name, 2) is None
+    assert fast_paths.kernel_mode() == "auto"
+    with pytest.raises(ValueError, match="'auto', 'interpret', 'off'.*mode='fast'"):
+        fast_paths.set_kernel_mode("fast")
+
+
+def test_kernels_exist_where_they_are_written_for():
+    """Triton kernels on torch, Pallas kernels on JAX; TensorFlow's accelerated path is XLA.
+
+    Only the current backend's kernel module is imported (the Triton one imports torch)."""
+    expected = {"jax": ["jax"], "tensorflow": [], "torch": ["torch"]}[keras.backend.backend()]
+    names = [
+        "rms_normalization",
+        "crms_normalization",
+        "evonorm_b0",
+        "evonorm_b1",
+        "evonorm_b2",
+        "evonorm_s",
+        "frn",
+        "power_normalization",
+    ]
+    for name in names:
+        assert fast_paths.kernels_available(name) == expected, name
 
 
 def test_unknown_fast_path_name_raises():

@@ -11,7 +11,8 @@ those residuals, through each backend's own mechanism:
 - torch: a `torch.autograd.Function` that saves the residuals with `save_for_backward`.
 
 `forward(*inputs) -> (output, residuals)` and `backward(residuals, upstream) -> input gradients`
-are written in Keras ops; every input must be a float tensor that gets a gradient.
+are written in Keras ops; every input must be a float tensor that gets a gradient. The output may
+be a tuple of tensors; `backward` then gets a tuple of upstream gradients, one per output.
 """
 
 import functools
@@ -57,8 +58,8 @@ def _tensorflow(forward, backward):
     def function(*inputs):
         output, residuals = forward(*inputs)
 
-        def gradient(upstream):
-            return list(backward(residuals, upstream))
+        def gradient(*upstream):
+            return list(backward(residuals, upstream if isinstance(output, tuple) else upstream[0]))
 
         return output, gradient
 
@@ -83,7 +84,8 @@ def _torch_function():
             return output
 
         @staticmethod
-        def backward(ctx, upstream):
+        def backward(ctx, *upstream):
+            upstream = upstream if len(upstream) > 1 else upstream[0]
             return (None, None, *ctx.backward(ctx.saved_tensors, upstream))
 
     return WithResiduals

@@ -27,6 +27,8 @@ def group_scaling(x: Tensor, channel_axis: int, groups: int) -> Tensor:
     `x / sqrt(mean_{channels of the group}(x**2) + 1e-5)`, groups of `channels // groups`
     contiguous channels (the code's pre-step, in training and inference alike).
     """
+    if groups == 1:  # no grouped view: XLA materializes the broadcast back from a 5-D one
+        return rms_normalization(x, channel_axis, GROUP_SCALING_EPSILON)
     grouped = split_groups(x, channel_axis, groups)
     # RMSNorm without gain over each group: channels-last, the trailing axis, where torch's
     # `F.rms_norm` and the kernels serve it.

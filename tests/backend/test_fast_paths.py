@@ -155,6 +155,31 @@ def test_evonorm_s0_fast_path_under_mixed_precision(rng):
     _compare(fast, reference, 2.0**-10)  # float16 outputs: one rounding step
 
 
+@pytest.mark.parametrize("warmup_steps", [0, 100], ids=["after_warmup", "in_warmup"])
+@pytest.mark.parametrize(
+    "shape, axis", [((4, 6, 8), -1), ((3, 8), -1), ((4, 8, 6), 1)], ids=["3d", "2d", "channels_first"]
+)
+def test_power_normalization_fast_path_matches_reference(shape, axis, warmup_steps, rng):
+    """Outputs, the input gradient, the gradients of gamma, beta and the backward statistic and its
+    loss scale (which `model.fit` writes into those variables), and the moving statistics."""
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype("float32")
+    upstream = rng.standard_normal(shape).astype("float32")
+
+    def factory():
+        return keras_norms.layers.PowerNormalization(axis=axis, groups=2, warmup_steps=warmup_steps)
+
+    layer = factory()
+    layer.build(shape)
+    assert fast_paths.get("power_normalization") is fused.power_normalization
+    # Random values for every weight, the backward statistic and moving statistic included.
+    weights = [rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in layer.weights]
+    _compare(
+        _run(factory, shape, weights, x, upstream, True, True, jit=keras.backend.backend() != "torch"),
+        _run(factory, shape, weights, x, upstream, True, False, jit=keras.backend.backend() != "torch"),
+        TOLERANCE,
+    )
+
+
 def test_unless_predicate_and_applicability_send_calls_to_the_reference():
     # EvoNorm-S has a fast path on every backend; on torch it steps aside only while torch.compile
     # traces (Inductor fuses the reference better), so eagerly it is on everywhere.

@@ -14,11 +14,25 @@ compiles: `jax.jit` on jax, XLA on tensorflow; torch runs eager and under `torch
 |---|---|---|
 | EvoNormB0 | BatchNormalization + ReLU | (32, 32, 32, 64) |
 | EvoNormS0 (groups=32) | GroupNormalization(groups=32) + swish | (32, 32, 32, 64) |
+| FilterResponseNormalization (with TLU) | BatchNormalization + ReLU | (32, 32, 32, 64) |
 | RMSNormalization | keras.layers.RMSNormalization | (32, 512, 768) |
 | CRMSNormalization | keras.layers.RMSNormalization | (32, 512, 767) vs (32, 512, 768) |
 | PowerNormalization (groups=12) | LayerNormalization, BatchNormalization | (32, 512, 768) |
 
 PowerNormalization's pass includes its auxiliary loss (the approximate backward's correction).
+
+`--targets` times instead the three comparisons the CPU targets are stated in (docs/performance.md),
+as one-layer `keras.Sequential` models with default arguments (PowerNormalization is then in its
+warmup phase, as for a user's first 10,000 steps), forward+backward of `sum(y**2)` (plus the
+layer's added losses) with respect to the input and the trainable weights: `jax.jit(jax.grad)`
+over `stateless_call`, a `GradientTape` inside `tf.function(jit_compile=True)`, torch eager
+autograd. Ours and the built-in alternate in one process:
+
+| ours | built-in | input | target ratio |
+|---|---|---|---|
+| EvoNormB0 | BatchNormalization + ReLU | (32, 32, 32, 64) | <= 1.0 |
+| EvoNormS0 | GroupNormalization + swish | (32, 32, 32, 64) | <= 1.0 |
+| PowerNormalization | BatchNormalization | (16, 256, 512) | <= 1.2 |
 
 `--memory` (jax, torch) also prints what the forward keeps for the backward (jax's `jax.vjp`
 residuals, torch's saved tensors; the input and weights excluded) and, on jax, the compiled
@@ -70,6 +84,14 @@ def pairs(image=IMAGE, sequence=SEQUENCE):
             image,
         ),
         (
+            "FilterResponseNormalization",
+            layers.FilterResponseNormalization,
+            image,
+            "BatchNormalization+ReLU",
+            lambda: keras.Sequential([keras.layers.BatchNormalization(), keras.layers.ReLU()]),
+            image,
+        ),
+        (
             "RMSNormalization",
             layers.RMSNormalization,
             sequence,
@@ -116,7 +138,7 @@ def _block(results):
             torch.cuda.synchronize()
 
 
-def _pass(factory, shape, jit, rng, fast=True):
+def _pass(factory, shape, jit, rng, fast=True, kernels="auto"):
     x = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
     upstream = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
     layer = factory()
@@ -124,7 +146,8 @@ def _pass(factory, shape, jit, rng, fast=True):
     step = vjp_function(layer, training=True, jit=jit)
 
     def run():
-        with fast_paths.fast_paths(fast):  # read when traced: the first (warm-up) call
+        # Read when traced: the first (warm-up) call.
+        with fast_paths.fast_paths(fast), fast_paths.kernels(kernels):
             _block(step(x, upstream))
 
     return run
@@ -191,13 +214,14 @@ def saved_bytes(factory, shape, fast=True, seed=0):
 
 
 def time_pair(candidates, jit, warmup, repeats, seed=0):
-    """Median milliseconds of one forward+backward pass of each `(factory, shape, fast)` candidate.
+    """Median milliseconds of one forward+backward pass of each `(factory, shape, fast[, kernels])`
+    candidate (`kernels`: the kernel mode, "auto" by default; see keras_norms.backend).
 
     The candidates run in turn within each repetition, so drift in the machine's state (memory,
     clocks, other load) hits all of them alike and their ratio stays fair.
     """
     rng = np.random.default_rng(seed)
-    passes = [_pass(factory, shape, jit, rng, fast) for factory, shape, fast in candidates]
+    passes = [_pass(*candidate[:2], jit, rng, *candidate[2:]) for candidate in candidates]
     for _ in range(warmup):
         for run in passes:
             run()
@@ -210,6 +234,152 @@ def time_pair(candidates, jit, warmup, repeats, seed=0):
     return [1000 * statistics.median(samples) for samples in times]
 
 
+def target_pairs():
+    """(ours, built-in, input, target ratio, our factory, built-in factory), default arguments."""
+    image, sequence = (32, 32, 32, 64), (16, 256, 512)
+    return [
+        (
+            "EvoNormB0",
+            "BatchNormalization+ReLU",
+            image,
+            1.0,
+            layers.EvoNormB0,
+            lambda: [keras.layers.BatchNormalization(), keras.layers.ReLU()],
+        ),
+        (
+            "EvoNormS0",
+            "GroupNormalization+swish",
+            image,
+            1.0,
+            layers.EvoNormS0,
+            lambda: [keras.layers.GroupNormalization(), keras.layers.Activation("swish")],
+        ),
+        (
+            "PowerNormalization",
+            "BatchNormalization",
+            sequence,
+            1.2,
+            layers.PowerNormalization,
+            keras.layers.BatchNormalization,
+        ),
+    ]
+
+
+def square_loss_step(model, shape):
+    """`run()`: one forward+backward of `sum(model(x)**2)` (+ added losses) w.r.t. `x` and the
+    trainable weights, compiled as the targets state (see the module docstring)."""
+    x = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal(shape).astype("float32"))
+    model.build(shape)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def loss(x, trainable):
+            y, _, losses = model.stateless_call(trainable, non_trainable, x, training=True, return_losses=True)
+            return keras.ops.sum(keras.ops.square(y)) + sum(losses)
+
+        grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+        trainable = [v.value for v in model.trainable_variables]
+        return lambda: jax.block_until_ready(grad(x, trainable))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def grad(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = model(x, training=True)
+                loss = tf.reduce_sum(tf.square(y)) + sum(model.losses)
+            return tape.gradient(loss, [x] + [v.value for v in model.trainable_variables])
+
+        return lambda: grad(x)
+    import torch
+
+    def run():
+        inputs = x.detach().requires_grad_(True)
+        y = model(inputs, training=True)
+        loss = torch.sum(torch.square(y)) + sum(model.losses)
+        torch.autograd.grad(loss, [inputs] + [v.value for v in model.trainable_variables])
+        _block(None)
+
+    return run
+
+
+def targets(warmup, repeats):
+    """The CPU target ratios (module docstring) on the current backend; prints a table, returns rows."""
+    backend = keras.backend.backend()
+    mode = {"jax": "jax.jit", "tensorflow": "XLA", "torch": "eager"}[backend]
+    print("| backend | mode | ours | built-in | input | ours (ms) | built-in (ms) | ratio | target |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for ours, builtin, shape, target, ours_factory, builtin_factory in target_pairs():
+
+        def sequential(factory):
+            made = factory()
+            return keras.Sequential(made if isinstance(made, list) else [made])
+
+        runs = [square_loss_step(sequential(f), shape) for f in (ours_factory, builtin_factory)]
+        for _ in range(warmup):
+            for run in runs:
+                run()
+        samples: list[list[float]] = [[], []]
+        for _ in range(repeats):
+            for run, times in zip(runs, samples):
+                start = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - start)
+        ours_ms, builtin_ms = (1000 * statistics.median(t) for t in samples)
+        ratio = ours_ms / builtin_ms
+        rows.append(
+            {
+                "kind": "target",
+                "backend": backend,
+                "mode": mode,
+                "ours": ours,
+                "builtin": builtin,
+                "shape": list(shape),
+                "ours_ms": ours_ms,
+                "builtin_ms": builtin_ms,
+                "target": target,
+            }
+        )
+        verdict = "met" if ratio <= target else "missed"
+        print(
+            f"| {backend} | {mode} | {ours} | {builtin} | {shape} | {ours_ms:.2f} | {builtin_ms:.2f} | "
+            f"{ratio:.2f} | <= {target} ({verdict}) |",
+            flush=True,
+        )
+    return rows
+
+
+def targets_on_every_backend(args):
+    """`--targets` once per backend (Keras fixes its backend at import), one table at the end."""
+    import subprocess
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for backend in ("jax", "tensorflow", "torch"):
+            path = os.path.join(folder, f"{backend}.json")
+            command = [sys.executable, os.path.abspath(__file__), "--targets", "--json", path]
+            command += ["--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+            subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend}, check=True)
+            with open(path) as handle:
+                rows += json.load(handle)
+    print("\n| ours | built-in | input | target | jax | tensorflow | torch eager |")
+    print("|---|---|---|---|---|---|---|")
+    for ours, builtin, shape, target, _, _ in target_pairs():
+        ratios = {r["backend"]: r["ours_ms"] / r["builtin_ms"] for r in rows if r["ours"] == ours}
+        cells = " | ".join(f"{ratios[b]:.2f}" for b in ("jax", "tensorflow", "torch"))
+        print(f"| {ours} | {builtin} | {shape} | <= {target} | {cells} |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
@@ -218,7 +388,19 @@ def main(argv=None):
     parser.add_argument("--memory", action="store_true", help="jax, torch: memory kept for the backward")
     parser.add_argument("--json", help="also write the timing rows to this JSON file (plot_performance.py reads it)")
     parser.add_argument("--layers", nargs="+", help="only these of our layers (e.g. EvoNormB0 EvoNormS0)")
+    parser.add_argument("--targets", action="store_true", help="the CPU target ratios instead (module docstring)")
+    parser.add_argument(
+        "--all-backends", action="store_true", help="with --targets: jax, tensorflow and torch, one process each"
+    )
     args = parser.parse_args(argv)
+    if args.targets and args.all_backends:
+        return targets_on_every_backend(args)
+    if args.targets:
+        rows = targets(args.warmup, args.repeats)
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(rows, handle, indent=1)
+        return rows
     shapes = ((4, 8, 8, 64), (4, 16, 768)) if args.smoke else (IMAGE, SEQUENCE)
     selected = [p for p in pairs(*shapes) if not args.layers or p[0] in args.layers]
     repeats, warmup = (2, 1) if args.smoke else (args.repeats, args.warmup)

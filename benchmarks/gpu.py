@@ -1,9 +1,11 @@
 """Forward+backward time and achieved bandwidth of each layer and its built-in, on a CUDA GPU.
 
-    python benchmarks/gpu.py --out results/          # torch, then jax, each in its own process
+    python benchmarks/gpu.py --out results/          # torch, jax, tensorflow, each in its own process
 
-One run measures, per backend (torch eager and `torch.compile`, jax `jit`), each pair of
-`bench_layers.py` at GPU size, with our fast paths on and off, plus a device-to-device copy:
+One run measures, per backend (torch eager and `torch.compile`, jax `jit`, tensorflow XLA), each
+pair of `bench_layers.py` at GPU size, plus a device-to-device copy. Ours runs three ways: as
+shipped (the Triton kernels on torch, the Pallas kernels on jax, where one covers the layer), with
+the kernels off (the graph-level fast paths), and as the reference (every fast path off):
 
 - time: median of `--repeats` forward+backward passes (`grad(sum(layer(x) * upstream))` for the
   input and every weight, training mode), synchronized with the device;
@@ -53,6 +55,14 @@ def copy_bandwidth(backend, shape, repeats):
             target.copy_(source)
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        source = tf.random.normal(shape)
+        double = tf.function(lambda x: x * 2.0, jit_compile=True)  # one read, one write
+
+        def run():
+            double(source).numpy()[(0,) * len(shape)]  # waits for the device; reads one element
     else:
         import jax
 
@@ -132,6 +142,18 @@ def worker(args):
                 "versions": f"torch {torch.__version__}, keras {keras.__version__}",
             }
         )
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        emit(
+            {
+                "kind": "device",
+                "backend": backend,
+                "name": gpus[0].name if gpus else "CPU (no GPU device)",
+                "versions": f"tensorflow {tf.__version__}, keras {keras.__version__}",
+            }
+        )
     else:
         import jax
 
@@ -158,8 +180,13 @@ def worker(args):
                 emit({"kind": "skipped", "backend": backend, "mode": mode, "ours": name, "builtin": baseline})
                 continue
             try:
-                ours_ms, reference_ms, builtin_ms = bench_layers.time_pair(
-                    [(ours, our_shape, True), (ours, our_shape, False), (builtin, builtin_shape, True)],
+                ours_ms, no_kernel_ms, reference_ms, builtin_ms = bench_layers.time_pair(
+                    [
+                        (ours, our_shape, True),
+                        (ours, our_shape, True, "off"),
+                        (ours, our_shape, False),
+                        (builtin, builtin_shape, True),
+                    ],
                     jit,
                     args.warmup,
                     args.repeats,
@@ -172,6 +199,7 @@ def worker(args):
                     "builtin": baseline,
                     "shape": list(our_shape),
                     "ours_ms": ours_ms,
+                    "no_kernel_ms": no_kernel_ms,
                     "reference_ms": reference_ms,
                     "builtin_ms": builtin_ms,
                     "ours_bytes": _elementwise_bytes(our_shape),
@@ -331,9 +359,10 @@ def tables(rows):
         )
     lines += [
         "",
-        "| backend | mode | ours | built-in | input | ours (ms) | reference (ms) | built-in (ms) | ratio "
-        "| ratio, reference | ours (GB/s) | ours / copy | built-in / copy | memory: ours, reference, built-in (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | mode | ours | built-in | input | ours (ms) | kernels off (ms) | reference (ms) | built-in (ms) "
+        "| ratio | ratio, reference | ours (GB/s) | ours / copy | built-in / copy "
+        "| memory: ours, reference, built-in (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["kind"] != "layer":
@@ -344,9 +373,11 @@ def tables(rows):
         reference = "-" if r["reference_ms"] is None else f"{r['reference_ms']:.3f}"
         reference_ratio = "-" if r["reference_ms"] is None else f"{r['reference_ms'] / r['builtin_ms']:.2f}"
         memory = ", ".join(f"{m / 2**20:.0f}" for m in r["memory"]) if r.get("memory") else "-"
+        no_kernel = "-" if r.get("no_kernel_ms") is None else f"{r['no_kernel_ms']:.3f}"
         lines.append(
             f"| {r['backend']} | {r['mode']} | {r['ours']} | {r['builtin']} | {tuple(r['shape'])} | {r['ours_ms']:.3f} "
-            f"| {reference} | {r['builtin_ms']:.3f} | {r['ours_ms'] / r['builtin_ms']:.2f} | {reference_ratio} "
+            f"| {no_kernel} | {reference} | {r['builtin_ms']:.3f} | {r['ours_ms'] / r['builtin_ms']:.2f} "
+            f"| {reference_ratio} "
             f"| {ours_bandwidth / 1e9:.0f} | {ours_bandwidth / copy:.0%} | {builtin_bandwidth / copy:.0%} | {memory} |"
         )
     for r in rows:
@@ -361,13 +392,14 @@ def tables(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--out", default="gpu_results", help="folder for gpu.md and gpu.json")
-    parser.add_argument("--backends", nargs="+", default=["torch", "jax"])
+    parser.add_argument("--backends", nargs="+", default=["torch", "jax", "tensorflow"])
     parser.add_argument("--modes", nargs="+", help="only these modes (eager, torch.compile, jax.jit)")
     parser.add_argument("--layers", nargs="+", help="only these of our layers (e.g. RMSNormalization EvoNormS0)")
     parser.add_argument("--all-eager", action="store_true", help="with --layers: every layer in eager mode")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, default=240.0, help="per backend; later rows are skipped")
+    # Three backends in under 8 minutes, start-up included; each writes its rows as it goes.
+    parser.add_argument("--budget-s", type=float, default=130.0, help="per backend; later rows are skipped")
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, 2 repeats: checks the script, on a CPU too")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -37,8 +37,8 @@ _BACKENDS = ("jax", "tensorflow", "torch")
 _registry: dict[tuple[str, str], Callable] = {}
 _conditions: dict[tuple[str, str], Callable[[], bool]] = {}
 _enabled = os.environ.get("KERAS_NORMS_FAST_PATHS", "1").strip().lower() not in ("0", "false", "off", "no")
-# (name, backend) -> (the kernel, its `applies` predicate).
-_kernels: dict[tuple[str, str], tuple[Callable, Callable[..., bool]]] = {}
+# (name, backend) -> (the kernel, its `applies` and `supports` predicates).
+_kernels: dict[tuple[str, str], tuple[Callable, Callable[..., bool], Callable[..., bool] | None]] = {}
 # Names an op offers a fast path or kernel under (`with_fast_path`), whether or not one registers.
 _names: set[str] = set()
 KERNEL_MODES = ("auto", "interpret", "off")
@@ -65,14 +65,18 @@ def register(name, backends=_BACKENDS, unless=None):
     return decorate
 
 
-def register_kernel(name, backends, applies):
-    """Decorator: `function` is the kernel `name` on `backends`, for the arguments where
-    `applies(*args, **kwargs)` is True (a CUDA tensor, a TPU backend, ...). In "interpret" mode it
-    runs wherever the op's own `applicable` allows, whatever `applies` says."""
+def register_kernel(name, backends, applies, supports=None):
+    """Decorator: `function` is the kernel `name` on `backends`.
+
+    `supports(*args, **kwargs)`: the arguments the kernel covers (layouts, dtypes, sizes), checked
+    in every mode; `applies(*args, **kwargs)`: the arguments live on the device the kernel is
+    written for (a CUDA tensor, a TPU backend, ...), checked in "auto" mode only. Where either
+    fails, the op takes its fast path or its reference.
+    """
 
     def decorate(function):
         for backend in backends:
-            _kernels[(name, backend)] = (function, applies)
+            _kernels[(name, backend)] = (function, applies, supports)
         return function
 
     return decorate
@@ -111,7 +115,9 @@ def get_kernel(name, *args, **kwargs):
     entry = _kernels.get((name, keras_backend.backend()))
     if entry is None:
         return None
-    function, applies = entry
+    function, applies, supports = entry
+    if supports is not None and not supports(*args, **kwargs):
+        return None
     return function if _kernel_mode == "interpret" or applies(*args, **kwargs) else None
 
 

@@ -16,6 +16,18 @@ them on a CPU.
 
 import importlib.util
 
+# The ops of `keras_norms.ops` that have a kernel on torch (Triton) and on JAX (Pallas).
+OPS = (
+    "rms_normalization",
+    "crms_normalization",
+    "evonorm_b0",
+    "evonorm_b1",
+    "evonorm_b2",
+    "evonorm_s",
+    "frn",
+    "power_normalization",
+)
+
 _registered: set[str] = set()
 
 

@@ -2,8 +2,8 @@
 
 Each kernel is one `torch.autograd.Function` with a hand-written backward, registered with
 `keras_norms.backend.register_kernel` under its op's name; it takes the op's arguments and returns
-the op's results (`keras_norms.ops`). It runs where `applies` holds (a CUDA float32 tensor, not
-while `torch.compile` traces, a layout it covers), and on any device through Triton's interpreter
+the op's results (`keras_norms.ops`). It runs on CUDA tensors outside `torch.compile` (`applies`)
+for the arguments it covers (`supports`: dtype, layout, sizes), and on any device through Triton's interpreter
 in `kernel_mode() == "interpret"` (built per mode: `triton.jit(fn)` or the interpreter's
 `InterpretedFunction(fn)`, so `TRITON_INTERPRET` need not be set). Arguments a kernel does not
 cover (float64, a channel axis other than last or 1, a parameter that is not per channel, an empty
@@ -63,10 +63,6 @@ import triton
 import triton.language as tl
 
 from keras_norms import backend as kernel_backend
-from keras_norms.ops import evonorm as evonorm_ops
-from keras_norms.ops import filter_response as frn_ops
-from keras_norms.ops import power_norm as power_ops
-from keras_norms.ops import rms as rms_ops
 
 # The longest row RMSNorm keeps in one tile (one read forward, two backward); longer rows stream.
 ROW_BLOCK_ELEMENTS = 16384
@@ -861,7 +857,14 @@ def _is_tensor(x, dtypes=(torch.float32,)):
     return isinstance(x, torch.Tensor) and x.dtype in dtypes and x.numel() > 0
 
 
-def _on_device(x):
+def _torch_kernel(name, supports):
+    """Registers the decorated function as the torch kernel `name` for the arguments `supports`
+    covers, on CUDA tensors."""
+    return kernel_backend.register_kernel(name, backends=("torch",), applies=_on_device, supports=supports)
+
+
+def _on_device(x, *args, **kwargs):
+    """Every kernel's `applies`: a CUDA tensor, outside `torch.compile` (Inductor fuses the reference)."""
     return isinstance(x, torch.Tensor) and x.is_cuda and not torch.compiler.is_compiling()
 
 
@@ -898,13 +901,6 @@ def _kept_dims(vector, rank, channel_axis):
     shape = [1] * rank
     shape[channel_axis] = vector.shape[0]
     return vector.reshape(shape)
-
-
-def _fallback(name, op, *args, **kwargs):
-    """The op's graph-level fast path where one is on, else its reference (what the op would
-    have run without a kernel)."""
-    fast = kernel_backend.get(name)
-    return (fast or op.reference)(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1053,28 +1049,24 @@ def _axis_count(axis):
     return 1 if isinstance(axis, int) else len(axis)
 
 
-def _rms_applies(x, axis, epsilon, gamma=None):
-    return _on_device(x) and _rms_supported(x, _axis_count(axis), gamma)
+def _rms_supports(x, axis, epsilon, gamma=None):
+    return _rms_supported(x, _axis_count(axis), gamma)
 
 
-@kernel_backend.register_kernel("rms_normalization", backends=("torch",), applies=_rms_applies)
+@_torch_kernel("rms_normalization", _rms_supports)
 def rms_normalization(x, axis, epsilon, gamma=None):
     """`keras_norms.ops.rms_normalization` over trailing axes (the op checks): one program per
     block of rows; statistics and output in one read where the row fits."""
-    if not _rms_supported(x, _axis_count(axis), gamma):
-        return _fallback("rms_normalization", rms_ops.rms_normalization, x, axis, epsilon, gamma)
     return _rms(x, _axis_count(axis), epsilon, gamma, compressed=False)
 
 
-def _crms_applies(z, axis, epsilon, gamma=None):
-    return _on_device(z) and _rms_supported(z, 1, gamma)
+def _crms_supports(z, axis, epsilon, gamma=None):
+    return _rms_supported(z, 1, gamma)
 
 
-@kernel_backend.register_kernel("crms_normalization", backends=("torch",), applies=_crms_applies)
+@_torch_kernel("crms_normalization", _crms_supports)
 def crms_normalization(z, axis, epsilon, gamma=None):
     """`keras_norms.ops.crms_normalization` over the last axis (the op checks)."""
-    if not _rms_supported(z, 1, gamma):
-        return _fallback("crms_normalization", rms_ops.crms_normalization, z, axis, epsilon, gamma)
     return _rms(z, 1, epsilon, gamma, compressed=True)
 
 
@@ -1207,60 +1199,26 @@ def _evonorm_b(variant, x, v, spatial_axes, epsilon, moving_variance):
     return y, _kept_dims(var_b, x.ndim, channel_axis), count
 
 
-def _evonorm_b_applies(x, *args, spatial_axes, epsilon, moving_variance=None, **kwargs):
+def _evonorm_b_supports(x, *args, spatial_axes, epsilon, moving_variance=None, **kwargs):
     v = args[0] if args else kwargs.get("v")
-    return _on_device(x) and _evonorm_b_supported(x, v, spatial_axes, moving_variance)
+    return _evonorm_b_supported(x, v, spatial_axes, moving_variance)
 
 
-@kernel_backend.register_kernel("evonorm_b0", backends=("torch",), applies=_evonorm_b_applies)
+@_torch_kernel("evonorm_b0", _evonorm_b_supports)
 def evonorm_b0(x, v, *, spatial_axes, epsilon, moving_variance=None, weights=None, synchronized=False):
     """`keras_norms.ops.evonorm_b0` unmasked on one replica (the op checks)."""
-    if not _evonorm_b_supported(x, v, spatial_axes, moving_variance):
-        return _fallback(
-            "evonorm_b0",
-            evonorm_ops.evonorm_b0,
-            x,
-            v,
-            spatial_axes=spatial_axes,
-            epsilon=epsilon,
-            moving_variance=moving_variance,
-            weights=weights,
-            synchronized=synchronized,
-        )
     return _evonorm_b(0, x, v, spatial_axes, epsilon, moving_variance)
 
 
-@kernel_backend.register_kernel("evonorm_b1", backends=("torch",), applies=_evonorm_b_applies)
+@_torch_kernel("evonorm_b1", _evonorm_b_supports)
 def evonorm_b1(x, *, spatial_axes, epsilon, moving_variance=None, weights=None, synchronized=False):
     """`keras_norms.ops.evonorm_b1` unmasked on one replica (the op checks)."""
-    if not _evonorm_b_supported(x, None, spatial_axes, moving_variance):
-        return _fallback(
-            "evonorm_b1",
-            evonorm_ops.evonorm_b1,
-            x,
-            spatial_axes=spatial_axes,
-            epsilon=epsilon,
-            moving_variance=moving_variance,
-            weights=weights,
-            synchronized=synchronized,
-        )
     return _evonorm_b(1, x, None, spatial_axes, epsilon, moving_variance)
 
 
-@kernel_backend.register_kernel("evonorm_b2", backends=("torch",), applies=_evonorm_b_applies)
+@_torch_kernel("evonorm_b2", _evonorm_b_supports)
 def evonorm_b2(x, *, spatial_axes, epsilon, moving_variance=None, weights=None, synchronized=False):
     """`keras_norms.ops.evonorm_b2` unmasked on one replica (the op checks)."""
-    if not _evonorm_b_supported(x, None, spatial_axes, moving_variance):
-        return _fallback(
-            "evonorm_b2",
-            evonorm_ops.evonorm_b2,
-            x,
-            spatial_axes=spatial_axes,
-            epsilon=epsilon,
-            moving_variance=moving_variance,
-            weights=weights,
-            synchronized=synchronized,
-        )
     return _evonorm_b(2, x, None, spatial_axes, epsilon, moving_variance)
 
 
@@ -1398,26 +1356,13 @@ def _evonorm_s_supported(x, v, channel_axis, groups):
     )
 
 
-def _evonorm_s_applies(x, v=None, *, channel_axis, groups, **kwargs):
-    return _on_device(x) and _evonorm_s_supported(x, v, channel_axis, groups)
+def _evonorm_s_supports(x, v=None, *, channel_axis, groups, **kwargs):
+    return _evonorm_s_supported(x, v, channel_axis, groups)
 
 
-@kernel_backend.register_kernel("evonorm_s", backends=("torch",), applies=_evonorm_s_applies)
+@_torch_kernel("evonorm_s", _evonorm_s_supports)
 def evonorm_s(x, v=None, *, channel_axis, groups, epsilon, centered=True, apply_act=True, weights=None):
     """`keras_norms.ops.evonorm_s` unmasked, with the activation (the op checks)."""
-    if not _evonorm_s_supported(x, v, channel_axis, groups):
-        return _fallback(
-            "evonorm_s",
-            evonorm_ops.evonorm_s,
-            x,
-            v,
-            channel_axis=channel_axis,
-            groups=groups,
-            epsilon=epsilon,
-            centered=centered,
-            apply_act=apply_act,
-            weights=weights,
-        )
     view = _sample_layout(x, channel_axis)
     vector = None if v is None else _channel_vector(v, view.channels)
     eps = torch.full((1,), float(epsilon), dtype=torch.float32, device=x.device)
@@ -1435,15 +1380,13 @@ def _frn_supported(x, epsilon, spatial_axes):
     return isinstance(epsilon, (int, float))
 
 
-def _frn_applies(x, epsilon, *, spatial_axes, weights=None):
-    return _on_device(x) and _frn_supported(x, epsilon, spatial_axes)
+def _frn_supports(x, epsilon, *, spatial_axes, weights=None):
+    return _frn_supported(x, epsilon, spatial_axes)
 
 
-@kernel_backend.register_kernel("frn", backends=("torch",), applies=_frn_applies)
+@_torch_kernel("frn", _frn_supports)
 def frn(x, epsilon, *, spatial_axes, weights=None):
     """`keras_norms.ops.frn` unmasked (the op checks); a tensor `epsilon` gets its gradient."""
-    if not _frn_supported(x, epsilon, spatial_axes):
-        return _fallback("frn", frn_ops.frn, x, epsilon, spatial_axes=spatial_axes, weights=weights)
     channel_axis = _channel_axis_of(x.ndim, spatial_axes)
     view = _sample_layout(x, channel_axis)
     if isinstance(epsilon, torch.Tensor):
@@ -1559,13 +1502,13 @@ def _power_supported(xs, quadratic_mean, normalizer, scaled_statistic, statistic
     )
 
 
-def _power_applies(xs, quadratic_mean, normalizer, scaled_statistic, statistic_scale, *, reduce_axes, **kwargs):
-    return _on_device(xs) and _power_supported(
-        xs, quadratic_mean, normalizer, scaled_statistic, statistic_scale, reduce_axes
-    )
+def _power_supports(xs, quadratic_mean, normalizer, scaled_statistic, statistic_scale, *, reduce_axes, **kwargs):
+    return _power_supported(xs, quadratic_mean, normalizer, scaled_statistic, statistic_scale, reduce_axes)
 
 
-@kernel_backend.register_kernel("power_normalization", backends=("torch",), applies=_power_applies)
+@kernel_backend.register_kernel(
+    "power_normalization", backends=("torch",), applies=_on_device, supports=_power_supports
+)
 def power_normalization(
     xs,
     quadratic_mean,
@@ -1582,17 +1525,6 @@ def power_normalization(
     the op's values and gradients. With `g_z`, `g_a` the upstreams of z and auxiliary,
     `dxs = rb (g_z - g_a nu z)`, `d scaled_statistic = sum(g_z z) / positions + g_a stat decay`,
     `d statistic_scale = g_a`, none to `quadratic_mean` and `normalizer`."""
-    args = (xs, quadratic_mean, normalizer, scaled_statistic, statistic_scale)
-    if not _power_supported(*args, reduce_axes):
-        return _fallback(
-            "power_normalization",
-            power_ops.power_normalization,
-            *args,
-            epsilon=epsilon,
-            alpha_bkw=alpha_bkw,
-            reduce_axes=reduce_axes,
-            synchronized=synchronized,
-        )
     channel_axis, view = _power_layout(xs, reduce_axes)
     channels = view.channels
     rn = torch.rsqrt(_channel_vector(normalizer.detach(), channels) + epsilon)

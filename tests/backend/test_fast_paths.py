@@ -16,6 +16,7 @@ import pytest
 import keras_norms
 from keras_norms import backend as fast_paths
 from keras_norms.backend import fused
+from keras_norms.kernels import OPS
 from keras_norms.testing import vjp_function
 from tests.oracles.derivatives import complex_step_vjp
 from tests.oracles.rms import rms_norm
@@ -223,7 +224,8 @@ def test_kernels_come_first_where_they_apply_and_the_switches_turn_them_off():
     def fast(x):
         return ("fast", x)
 
-    @fast_paths.register_kernel(name, backends=(backend,), applies=lambda x: x % 2 == 0)
+    # It covers arguments below 10 only (as a real one covers some layouts and dtypes).
+    @fast_paths.register_kernel(name, backends=(backend,), applies=lambda x: x % 2 == 0, supports=lambda x: x < 10)
     def kernel(x):
         return ("kernel", x)
 
@@ -236,8 +238,10 @@ def test_kernels_come_first_where_they_apply_and_the_switches_turn_them_off():
     assert op(2) == ("kernel", 2)
     assert op(1) == ("fast", 1)  # the kernel does not apply: the graph-level fast path
     assert op(-2) == ("reference", -2)  # the op itself is not applicable: neither
-    with fast_paths.kernels("interpret"):  # every kernel, wherever the op is applicable
+    assert op(12) == ("fast", 12)  # on the device, but not covered
+    with fast_paths.kernels("interpret"):  # every kernel, wherever the op and the kernel cover the arguments
         assert op(1) == ("kernel", 1)
+        assert op(11) == ("fast", 11)
         assert op(-1) == ("reference", -1)
     with fast_paths.kernels("off"):
         assert op(2) == ("fast", 2)
@@ -254,17 +258,8 @@ def test_kernels_exist_where_they_are_written_for():
 
     Only the current backend's kernel module is imported (the Triton one imports torch)."""
     expected = {"jax": ["jax"], "tensorflow": [], "torch": ["torch"]}[keras.backend.backend()]
-    names = [
-        "rms_normalization",
-        "crms_normalization",
-        "evonorm_b0",
-        "evonorm_b1",
-        "evonorm_b2",
-        "evonorm_s",
-        "frn",
-        "power_normalization",
-    ]
-    for name in names:
+    for name in OPS:
+        assert name in fast_paths._names, name  # an op offers it (`with_fast_path`)
         assert fast_paths.kernels_available(name) == expected, name
 
 

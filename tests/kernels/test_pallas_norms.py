@@ -22,20 +22,11 @@ from jax import export
 import keras_norms
 from keras_norms import backend as fast_paths
 from keras_norms import ops as norm_ops
-from keras_norms.kernels import pallas_norms
+from keras_norms.kernels import OPS, pallas_norms
 from keras_norms.testing import vjp_function
 
 TOLERANCE = 1e-5
-NAMES = (
-    "rms_normalization",
-    "crms_normalization",
-    "evonorm_b0",
-    "evonorm_b1",
-    "evonorm_b2",
-    "evonorm_s",
-    "frn",
-    "power_normalization",
-)
+NAMES = OPS
 
 
 LAYOUTS = ("tpu", "gpu")

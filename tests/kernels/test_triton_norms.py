@@ -22,6 +22,7 @@ import torch
 
 import keras_norms
 from keras_norms import backend as dispatch
+from keras_norms.kernels import OPS
 from keras_norms.ops import evonorm as evonorm_ops
 from keras_norms.ops import filter_response as frn_ops
 from keras_norms.ops import power_norm as power_ops
@@ -33,16 +34,7 @@ triton = pytest.importorskip("triton")
 triton_norms = pytest.importorskip("keras_norms.kernels.triton_norms")
 
 TOLERANCE = 1e-5
-NAMES = (
-    "rms_normalization",
-    "crms_normalization",
-    "evonorm_b0",
-    "evonorm_b1",
-    "evonorm_b2",
-    "evonorm_s",
-    "frn",
-    "power_normalization",
-)
+NAMES = OPS
 
 
 @pytest.fixture

@@ -116,9 +116,10 @@ def get_kernel(name, *args, **kwargs):
     if entry is None:
         return None
     function, applies, supports = entry
-    if supports is not None and not supports(*args, **kwargs):
+    # The device first: on a CPU in "auto" mode that is all an op call pays.
+    if _kernel_mode != "interpret" and not applies(*args, **kwargs):
         return None
-    return function if _kernel_mode == "interpret" or applies(*args, **kwargs) else None
+    return function if supports is None or supports(*args, **kwargs) else None
 
 
 def fast_paths_enabled():

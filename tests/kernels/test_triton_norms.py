@@ -14,6 +14,8 @@ Torch only (tests/kernels/conftest.py): the interpreter is slow, so the shapes a
 """
 
 import inspect
+import platform
+import sys
 
 import keras
 import numpy as np
@@ -29,9 +31,17 @@ from keras_norms.ops import power_norm as power_ops
 from keras_norms.ops import rms as rms_ops
 from keras_norms.testing import vjp_function
 
-# Triton comes with torch's CUDA builds on Linux (and the [dev] extra); elsewhere nothing to test.
-triton = pytest.importorskip("triton")
-triton_norms = pytest.importorskip("keras_norms.kernels.triton_norms")
+# `[dev]` installs Triton on Linux x86_64 (CI's platform): there a missing Triton fails the run
+# instead of skipping it. Triton has no wheels elsewhere, so there the module skips.
+TRITON_INSTALLED_BY_DEV = sys.platform == "linux" and platform.machine() == "x86_64"
+if TRITON_INSTALLED_BY_DEV:
+    import triton
+    import triton.backends.nvidia  # noqa: F401  (the CUDA compiler the compile test uses)
+
+    from keras_norms.kernels import triton_norms
+else:
+    triton = pytest.importorskip("triton", reason="Triton has no wheels for this platform")
+    triton_norms = pytest.importorskip("keras_norms.kernels.triton_norms")
 
 TOLERANCE = 1e-5
 NAMES = OPS
@@ -452,7 +462,6 @@ VARIANTS = [
 
 def test_every_kernel_compiles_for_cuda(monkeypatch, tmp_path):
     """Triton's compiler and ptxas run on a CPU: sm_90 binaries of every variant."""
-    pytest.importorskip("triton.backends.nvidia")
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 

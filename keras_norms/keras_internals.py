@@ -13,7 +13,7 @@ Tested on Keras 3.15 (the lowest version `pyproject.toml` allows); each attribut
 """
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import keras
 
@@ -78,3 +78,69 @@ def first_call_inputs(layer: keras.Operation) -> list[Tensor]:
 def readers(layer: keras.Operation) -> list[keras.Operation]:
     """The layers (operations) that read an output of `layer`, once per call that reads it."""
     return [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+
+
+# Optimizers (Keras 3.15: `BaseOptimizer._backend_update_step`, the one call through which every
+# backend's `apply` and `stateless_apply` reaches the per-variable updates, with the learning rate
+# as an argument).
+
+
+def wrap_update_step(optimizer: keras.optimizers.Optimizer, wrapper: Callable[[Callable], Callable]) -> None:
+    """Routes `optimizer`'s per-variable updates through `wrapper(original_update_step)`.
+
+    `update_step(grads, variables, learning_rate)` is what `apply` calls after loss unscaling,
+    clipping and weight decay, and before EMA: the place a per-variable learning rate belongs.
+    """
+    original = optimizer._backend_update_step
+    object.__setattr__(optimizer, "_backend_update_step", wrapper(original))
+
+
+# Attention (Keras 3.15: `MultiHeadAttention._inverse_sqrt_key_dim`, the factor on the query that
+# both the fused and the einsum path read).
+
+
+def set_attention_logit_scale(layer: keras.layers.MultiHeadAttention, scale: float) -> None:
+    """Makes `layer` multiply its query by `scale` (Keras: `1 / sqrt(key_dim)`)."""
+    layer._inverse_sqrt_key_dim = float(scale)
+
+
+# Reparametrization (Keras 3.9 to 3.15: a layer keeps its variables in instance attributes, `kernel`
+# or `_kernel` behind a `kernel` property (Dense, EinsumDense, Conv2D in 3.15), and reads them there
+# in `call`). A wrapper that computes the kernel from other variables (weight normalization) must run
+# the wrapped layer's own math with that tensor in place of the kernel, so that gradients reach the
+# variables it is computed from; Keras has no public way to hand a layer a weight for one call.
+
+
+def attributes_holding(layer: keras.layers.Layer, variable: keras.Variable) -> list[str]:
+    """The names of `layer`'s instance attributes that hold `variable` itself."""
+    return [name for name, value in vars(layer).items() if value is variable]
+
+
+@contextlib.contextmanager
+def replaced_attributes(layer: keras.layers.Layer, values: dict[str, object]) -> Iterator[None]:
+    """Within the context, `layer`'s instance attributes named in `values` hold those values.
+
+    Set past Keras' attribute tracking (and torch's `Module.__setattr__`): a tensor held for one
+    call is no state of the layer.
+    """
+    originals = {name: vars(layer)[name] for name in values}
+    try:
+        for name, value in values.items():
+            object.__setattr__(layer, name, value)
+        yield
+    finally:
+        for name, value in originals.items():
+            object.__setattr__(layer, name, value)
+
+
+# Reading variables in their own dtype (Keras 3.9 to 3.15: `keras.src.backend.AutocastScope`). Under a
+# mixed policy, `Layer.__call__` reads every autocast variable in the compute dtype, also in a layer
+# with `autocast=False` when no outer scope is open, and the variables of a wrapped layer are
+# autocast; a wrapper that computes a norm of them in float32 needs the cast off.
+
+
+def variables_in_own_dtype() -> contextlib.AbstractContextManager:
+    """Within the context, variables read in their own dtype (float32 under mixed precision)."""
+    from keras.src.backend import AutocastScope
+
+    return AutocastScope(None)

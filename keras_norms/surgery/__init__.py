@@ -4,6 +4,7 @@ from keras_norms.surgery.batch_norm import calibrate_batch_statistics, freeze_al
 from keras_norms.surgery.gpt2 import PreNormDecoderBlock
 from keras_norms.surgery.layer_norm_removal import LayerNormRemovalSchedule, export_without_layernorm
 from keras_norms.surgery.pre_ln import convert_pre_ln
+from keras_norms.surgery.reparametrize import fold_reparametrizations, reparametrize, weight_normalize
 from keras_norms.surgery.rewrite import copy_model, replace_layers
 from keras_norms.surgery.swap import replace_norm_layers
 
@@ -14,7 +15,10 @@ __all__ = [
     "convert_pre_ln",
     "copy_model",
     "export_without_layernorm",
+    "fold_reparametrizations",
     "freeze_all_but_batchnorm",
     "replace_layers",
     "replace_norm_layers",
+    "reparametrize",
+    "weight_normalize",
 ]

@@ -56,6 +56,7 @@ NOT_COMPONENTS = {
     "channel_axes_for_model",  # takes a model: tests/optimizers/test_adamp.py
     "default_channel_axes",  # takes a variable
     "DualActivationStats",  # a namedtuple of results
+    "LearningRateMultipliers",  # wraps another optimizer: tests/parametrization/test_mup.py
 }
 
 

@@ -9,7 +9,6 @@ quadrature grid and must give the closed-form dual (1e-6; it gives about 1e-13),
 singular exponent of each is `d - 1`, both by its formula and by iterating the dual.
 """
 
-import contextlib
 import math
 
 import keras
@@ -20,20 +19,8 @@ import scipy.special
 import keras_norms
 from keras_norms.activations import HermiteActivation, dual_activation_stats
 from keras_norms.testing import check_layer, vjp_numpy
+from tests.catalogue.test_dtypes import float64_enabled
 from tests.oracles import activations as oracle
-
-
-@contextlib.contextmanager
-def float64_enabled():
-    """JAX computes float64 only with `jax_enable_x64`; the other backends always do."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        with jax.enable_x64(True):
-            yield
-    else:
-        yield
-
 
 CRITICAL = [0.3, math.sqrt(1 - 2 * 0.3**2), 0.3]  # xi(1) = xi'(1) = 1 (docs/references/activations.md)
 PRESETS = tuple(HermiteActivation.PRESETS)

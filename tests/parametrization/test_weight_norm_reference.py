@@ -1,7 +1,4 @@
-"""WeightNormalization against `torch.nn.utils.parametrizations.weight_norm`: the torch run only.
-
-Collected on the torch backend alone (tests/parametrization/conftest.py), like the `mup` cross-check.
-"""
+"""WeightNormalization against `torch.nn.utils.parametrizations.weight_norm`, in float64, on the torch run."""
 
 import keras
 import numpy as np

@@ -10,6 +10,10 @@ Tested on Keras 3.15 (the lowest version `pyproject.toml` allows); each attribut
   Keras saves and trains from (`_layers`), and the tracker refuses changes after build.
 - The functional graph: `Operation.input` / `.output` give only the tensors of a layer's first
   call, and nothing public names the layer that produced a tensor or the layers that read one.
+- Per-variable learning rates (muP): a Keras optimizer takes one learning rate for all variables.
+- muP's attention scale: `MultiHeadAttention` fixes its logit scale at `1 / sqrt(key_dim)`.
+- Reparametrizations (WeightNormalization): nothing public lets a wrapper hand a layer a computed
+  kernel for one call, or read a wrapped layer's variables in their own dtype under a mixed policy.
 """
 
 import contextlib

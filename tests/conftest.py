@@ -49,6 +49,7 @@ SLOW = (
     "tests/examples/test_compare_norms.py::test_compare_norms_batch_size_sweep*",
     "tests/examples/test_test_time_calibration.py::test_test_time_calibration_smoke",
     "tests/examples/test_transformer_lm.py::test_transformer_lm_smoke",
+    "tests/examples/test_mup_transfer.py::test_mup_transfer_smoke_writes_tables_numbers_and_plots",
     # Worker processes on several virtual devices.
     "tests/distributed/test_distributed.py::test_many_devices_give_one_device_statistics",
     # Whole backbones (ResNet-50, MobileNet, EfficientNet, GPT-2, ResNet-20) built and trained.

@@ -280,9 +280,14 @@ def infer_width_shapes(
     return width_shapes
 
 
-def _fans(initializer, shape):
+def _fans(initializer, shape, fan_in_axes):
     input_axes = getattr(initializer, "input_axes", None)
     output_axes = getattr(initializer, "output_axes", None)
+    if fan_in_axes is not None and (input_axes is None or output_axes is None):
+        # EinsumDense builds its kernel from a copy of `kernel_initializer` told the equation's
+        # input and output axes; the attribute keeps the initializer without them.
+        input_axes = fan_in_axes
+        output_axes = [axis for axis in range(len(shape)) if axis not in fan_in_axes]
     if input_axes is not None and output_axes is not None:
         return float(np.prod([shape[a] for a in input_axes])), float(np.prod([shape[a] for a in output_axes]))
     if len(shape) == 0:
@@ -293,12 +298,12 @@ def _fans(initializer, shape):
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-def _initial_variance(initializer: object, shape: tuple[int, ...]) -> float | None:
+def _initial_variance(initializer: object, shape: tuple[int, ...], fan_in_axes=None) -> float | None:
     """The variance `initializer` gives a weight of `shape` up to a constant; None: not random (leave it)."""
     if isinstance(initializer, (keras.initializers.Zeros, keras.initializers.Ones, keras.initializers.Constant)):
         return None
     if isinstance(initializer, keras.initializers.VarianceScaling):
-        fan_in, fan_out = _fans(initializer, shape)
+        fan_in, fan_out = _fans(initializer, shape, fan_in_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[initializer.mode]
         return initializer.scale / max(1.0, fan)
     if isinstance(initializer, (keras.initializers.RandomNormal, keras.initializers.TruncatedNormal)):
@@ -329,8 +334,10 @@ def _rescale(layer, variable, width_shape):
             f"`{variable.name}_initializer`). Initialize it for muP yourself and pass `rescale_params=False`."
         )
     try:
-        variance = _initial_variance(initializer, width_shape.shape)
-        base_variance = _initial_variance(initializer, width_shape.base_shape)
+        einsum_kernel = isinstance(layer, keras.layers.EinsumDense) and variable is layer.kernel
+        fan_in_axes = width_shape.fan_in_axes if einsum_kernel else None
+        variance = _initial_variance(initializer, width_shape.shape, fan_in_axes)
+        base_variance = _initial_variance(initializer, width_shape.base_shape, fan_in_axes)
     except TypeError:
         raise ValueError(
             f"Cannot rescale {variable.path}: its initializer {type(initializer).__name__} has no known variance. "

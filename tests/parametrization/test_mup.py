@@ -97,6 +97,23 @@ def test_set_base_shapes_rescales_to_the_base_scale():
     np.testing.assert_array_equal(after[kernels[1]], before[kernels[1]])  # 2/(n+n) = 1/n: muP already
 
 
+def test_set_base_shapes_keeps_attention_kernels_drawn_with_their_einsum_axes():
+    """EinsumDense draws Glorot over (d, heads * head_dim): hidden, already muP; nothing to rescale."""
+
+    def model(width):
+        tokens = keras.Input((5, width))
+        attention = MuMultiHeadAttention(num_heads=2, key_dim=width // 2, name="attention")(tokens, tokens)
+        return keras.Model(tokens, MuReadout(3, name="readout")(attention))
+
+    built = model(64)
+    attention = built.get_layer("attention")
+    kernels = [attention.query_dense.kernel, attention.key_dense.kernel, attention.output_dense.kernel]
+    before = [keras.ops.convert_to_numpy(k.value) for k in kernels]
+    parametrization.set_base_shapes(built, model(16))
+    for kernel, value in zip(kernels, before):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(kernel.value), value)
+
+
 @pytest.mark.parametrize("kind", ["sgd_momentum", "adam"])
 def test_learning_rate_multipliers_against_numpy(kind, rng):
     shapes = [(5, 3), (3,), (2, 2, 3)]

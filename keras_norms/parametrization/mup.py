@@ -30,8 +30,6 @@ from keras_norms.keras_internals import nested_layers, own_trainable_variables, 
 from keras_norms.ops.types import Tensor
 from keras_norms.optimizers import SGDP, AdamP, LearningRateMultipliers
 
-_KINDS = ("fixed", "vector", "matrix")
-
 
 @dataclasses.dataclass(frozen=True)
 class WidthShape:
